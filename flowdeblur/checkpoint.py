@@ -1,0 +1,74 @@
+"""Reading and writing model directories: ``config.json`` + ``model.safetensors``, written atomically.
+
+Weights are safetensors only: a directory a user hands us is never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_NAME = "flowdeblur.WaveletUNetFlow"
+
+
+class CheckpointError(ValueError):
+    """A model directory is missing, incomplete, corrupt, or does not match the model it is loaded into."""
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model_dir(directory: str | Path, header: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> Path:
+    """Write weights then config (each atomically), so a directory with a config always has its weights."""
+    directory = Path(directory)
+    tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in state_dict.items()}
+    atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    document = json.dumps({"format": FORMAT_NAME, **header}, indent=2, sort_keys=True) + "\n"
+    atomic_write(directory / CONFIG_NAME, lambda tmp: tmp.write_text(document, encoding="utf-8"))
+    return directory
+
+
+def read_model_dir(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The parsed config.json and the weights of a model directory, or one :class:`CheckpointError`."""
+    directory = Path(directory)
+    expected = f"a flowdeblur model directory holds {CONFIG_NAME} and {WEIGHTS_NAME} (see save_pretrained)"
+    if not directory.is_dir():
+        raise CheckpointError(f"model directory {directory} does not exist or is not a directory; {expected}")
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing; {expected}")
+    try:
+        header = json.loads(config_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_path} is not valid JSON ({error}); {expected}") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or "config" not in header:
+        raise CheckpointError(
+            f"{config_path} is not a flowdeblur model config (needs format={FORMAT_NAME!r} and a 'config' entry)"
+        )
+    try:
+        state = load_file(str(weights_path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path} is not a readable safetensors file ({error})") from error
+    return header, state

@@ -1,0 +1,24 @@
+"""Reusable invertible building blocks, FrEIA-compatible and free of anything deblurring-specific.
+
+- :class:`ActNorm` — Glow's activation normalisation, size-agnostic, condition-aware.
+- :class:`InvertibleConv1x1` — Glow's LU-parameterised learned 1x1 convolution with exact log-det.
+- :class:`HaarWavelet`, :class:`WaveletPyramid`, :class:`HaarDownsampling` — orthonormal Haar analysis
+  and synthesis (log-det 0), multi-level with pad-and-crop, and as a FrEIA module.
+- :func:`build_level_flow`, :class:`CouplingSubnet` — one level's conditional GraphINN.
+"""
+
+from .actnorm import ActNorm
+from .conv1x1 import InvertibleConv1x1
+from .level import CouplingSubnet, build_level_flow, subnet_factory
+from .wavelet import HaarDownsampling, HaarWavelet, WaveletPyramid
+
+__all__ = [
+    "ActNorm",
+    "CouplingSubnet",
+    "HaarDownsampling",
+    "HaarWavelet",
+    "InvertibleConv1x1",
+    "WaveletPyramid",
+    "build_level_flow",
+    "subnet_factory",
+]

@@ -1,0 +1,85 @@
+"""One level's flow (paper Eq. 6): a FrEIA GraphINN of K steps ActNorm -> 1x1 conv -> affine coupling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from FrEIA.framework import ConditionNode, GraphINN, InputNode, Node, OutputNode
+from FrEIA.modules import GLOWCouplingBlock
+from torch import Tensor, nn
+
+from .actnorm import ActNorm
+from .conv1x1 import InvertibleConv1x1
+
+
+class CouplingSubnet(nn.Sequential):
+    """Glow-style coupling subnet: k x k conv, ReLU, 1x1 conv, ReLU, k x k conv with zero-initialised weights.
+
+    The zero last layer makes every coupling the identity at initialisation. The output is returned in
+    at least float32 even when the convolutions run under autocast in half precision, so the coupling's
+    exponentials and log-dets stay in float32.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 64, kernel_size: int = 5):
+        padding = kernel_size // 2
+        last = nn.Conv2d(hidden_channels, out_channels, kernel_size, padding=padding)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        super().__init__(
+            nn.Conv2d(in_channels, hidden_channels, kernel_size, padding=padding),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden_channels, hidden_channels, 1),
+            nn.ReLU(inplace=True),
+            last,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = super().forward(x)
+        return out.to(torch.promote_types(out.dtype, torch.float32))
+
+
+def subnet_factory(hidden_channels: int = 64, kernel_size: int = 5) -> Callable[[int, int], nn.Module]:
+    """A FrEIA ``subnet_constructor(c_in, c_out)`` building :class:`CouplingSubnet` with these sizes."""
+    return partial(CouplingSubnet, hidden_channels=hidden_channels, kernel_size=kernel_size)
+
+
+def build_level_flow(
+    channels: int,
+    condition_channels: int = 0,
+    steps: int = 4,
+    kernel_size: int = 5,
+    hidden_channels: int = 64,
+    clamp: float = 2.0,
+) -> GraphINN:
+    """K flow steps of ActNorm -> InvertibleConv1x1 -> GLOWCouplingBlock on (channels, H, W) tensors.
+
+    With ``condition_channels > 0`` every coupling also sees a condition image of that many channels at
+    the same resolution (Wavelet Flow's p(detail | low-pass)); call it as ``flow(x, c=[low])``. The graph
+    works at any spatial size: every block takes its log-det from the tensor it receives, so the 1 x 1
+    spatial dims declared to FrEIA are only placeholders.
+
+    Example:
+        >>> flow = build_level_flow(channels=3, condition_channels=1, steps=2, hidden_channels=16)
+        >>> z, log_det = flow(torch.randn(2, 3, 16, 16), c=[torch.rand(2, 1, 16, 16)])
+    """
+    if channels < 2:
+        raise ValueError(f"an affine coupling needs at least 2 channels, got {channels}")
+    nodes: list[Node] = [InputNode(channels, 1, 1, name="input")]
+    conditions = [ConditionNode(condition_channels, 1, 1, name="condition")] if condition_channels else []
+    subnet = subnet_factory(hidden_channels, kernel_size)
+    for step in range(steps):
+        nodes.append(Node(nodes[-1], ActNorm, {}, name=f"actnorm_{step}"))
+        nodes.append(Node(nodes[-1], InvertibleConv1x1, {}, name=f"conv1x1_{step}"))
+        nodes.append(
+            Node(
+                nodes[-1],
+                GLOWCouplingBlock,
+                {"subnet_constructor": subnet, "clamp": clamp},
+                conditions=conditions,
+                name=f"coupling_{step}",
+            )
+        )
+    nodes.append(OutputNode(nodes[-1], name="output"))
+    return GraphINN(nodes + conditions)

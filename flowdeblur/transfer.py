@@ -1,0 +1,48 @@
+"""The transfer nets h_Γ^(l) (paper Eq. 7): blurry latent + low-pass -> estimate of the sharp latent."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        padding = kernel_size // 2
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, kernel_size, padding=padding),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, kernel_size, padding=padding),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class TransferNet(nn.Module):
+    """Residual CNN ``ẑ = z̃ + r([z̃, x̃^(l)])``; the last layer starts at zero, so ẑ = z̃ at initialisation.
+
+    Not invertible and need not be: it only maps between the two branches' latent spaces. Its output is
+    at least float32 even under autocast.
+    """
+
+    def __init__(
+        self, latent_channels: int, condition_channels: int, hidden_channels: int = 64, blocks: int = 2,
+        kernel_size: int = 3,
+    ):
+        super().__init__()
+        padding = kernel_size // 2
+        last = nn.Conv2d(hidden_channels, latent_channels, kernel_size, padding=padding)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.body = nn.Sequential(
+            nn.Conv2d(latent_channels + condition_channels, hidden_channels, kernel_size, padding=padding),
+            nn.ReLU(inplace=True),
+            *(_ResidualBlock(hidden_channels, kernel_size) for _ in range(blocks)),
+            last,
+        )
+
+    def forward(self, z_blur: Tensor, low: Tensor) -> Tensor:
+        residual = self.body(torch.cat([z_blur, low.to(z_blur.dtype)], dim=1))
+        return z_blur + residual.to(z_blur.dtype)

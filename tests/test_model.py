@@ -1,0 +1,170 @@
+"""WaveletUNetFlow: exact branches, the codec invariant, colour handling, sizes, save/load."""
+
+import json
+
+import pytest
+import torch
+
+from flowdeblur import CheckpointError, UMLINConfig, WaveletUNetFlow
+from flowdeblur.color import rgb_to_ycbcr
+from flowdeblur.flows import build_level_flow
+from tests.flow_checks import ROUND_TRIP_TOLERANCE, brute_force_log_det, perturb_parameters
+
+SMALL = dict(levels=2, steps=2, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)
+
+
+def small_model(color="y", dtype=torch.float32, **overrides) -> WaveletUNetFlow:
+    torch.manual_seed(0)
+    model = WaveletUNetFlow(UMLINConfig(color=color, **{**SMALL, **overrides})).to(dtype)
+    channels = model.config.channels
+    model.initialize(torch.rand(2, channels, 16, 16, dtype=dtype), torch.rand(2, channels, 16, 16, dtype=dtype))
+    perturb_parameters(model, scale=0.05)
+    return model
+
+
+def identity_model(color: str) -> WaveletUNetFlow:
+    """Both branches share weights and the transfer nets are untrained: the whole U is the identity."""
+    model = small_model(color)
+    for net in model.transfer:
+        torch.nn.init.zeros_(net.body[-1].weight)
+        torch.nn.init.zeros_(net.body[-1].bias)
+    model.flows["sharp"].load_state_dict(model.flows["blur"].state_dict())
+    return model
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("color", ["y", "rgb"])
+@pytest.mark.parametrize("branch", ["blur", "sharp"])
+@pytest.mark.parametrize("shape", [(1, 67, 45), (3, 16, 24)])
+def test_codec_invariant_each_branch_decodes_its_own_encoding(dtype, color, branch, shape):
+    model = small_model(color, dtype, levels=3)
+    batch, height, width = shape
+    image = torch.rand(batch, model.config.channels, height, width, dtype=dtype)
+    encoding = model.encode(image, branch)
+    assert [z.shape[-2:] for z in encoding.latents] == [low.shape[-2:] for low in encoding.lowpasses]
+    restored = model.decode(encoding.latents, encoding.coarsest, encoding.size, branch)
+    assert restored.shape == image.shape
+    assert (restored - image).abs().max().item() < ROUND_TRIP_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("color", ["y", "rgb"])
+def test_whole_branch_log_det_matches_the_brute_force_jacobian(color):
+    model = small_model(color, torch.float64)
+    size = 16 if color == "y" else 8  # 256 and 192 dimensions
+    image = torch.rand(1, model.config.channels, size, size, dtype=torch.float64)
+
+    def branch(sample):
+        encoding = model.encode(sample[None], "sharp")
+        return torch.cat([z.flatten() for z in encoding.latents] + [encoding.coarsest.flatten()])
+
+    encoding = model.encode(image, "sharp")
+    total = sum(encoding.log_dets)
+    assert abs(total.item()) > 1.0
+    torch.testing.assert_close(total[0], brute_force_log_det(branch, image[0]), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("color,channels", [("y", 1), ("y", 3), ("rgb", 3)])
+def test_identical_branches_make_the_model_the_identity(color, channels):
+    model = identity_model(color)
+    image = 0.1 + 0.8 * torch.rand(2, channels, 45, 67)
+    torch.testing.assert_close(model(image), image, atol=2e-5, rtol=0)
+
+
+def test_y_model_keeps_the_chroma_of_rgb_input_and_clips():
+    model = small_model("y")
+    image = 0.3 + 0.4 * torch.rand(1, 3, 33, 20)
+    out = model(image)
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    unclipped = (out > 0) & (out < 1)
+    inside = unclipped.all(dim=1)
+    chroma_in, chroma_out = rgb_to_ycbcr(image)[:, 1:], rgb_to_ycbcr(out)[:, 1:]
+    assert inside.any()
+    torch.testing.assert_close(chroma_out[:, :, inside[0]], chroma_in[:, :, inside[0]], atol=1e-5, rtol=0)
+
+
+def test_wrong_channel_counts_are_refused():
+    with pytest.raises(ValueError, match="RGB model expects 3 \\(RGB\\) channels, got 1"):
+        small_model("rgb")(torch.rand(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="expects 1 \\(Y\\) or 3 \\(RGB\\) channels, got 4"):
+        small_model("y")(torch.rand(1, 4, 8, 8))
+    with pytest.raises(ValueError, match="branch must be one of"):
+        small_model("y").encode(torch.rand(1, 1, 8, 8), "noisy")
+
+
+def test_the_composer_uses_the_factories_it_is_handed():
+    built = []
+
+    def factory(config, level):
+        built.append(level)
+        return build_level_flow(3, condition_channels=1, steps=1, hidden_channels=4)
+
+    model = WaveletUNetFlow(UMLINConfig(**SMALL), flow_factory=factory)
+    assert built == [0, 1, 0, 1]
+    assert model(torch.rand(1, 1, 8, 8)).shape == (1, 1, 8, 8)
+
+
+def test_default_config_is_the_papers():
+    config = UMLINConfig()
+    assert (config.levels, config.steps, config.kernel_size, config.color) == (3, 4, 5, "y")
+    model = WaveletUNetFlow()
+    counts = model.parameter_counts()
+    assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
+    assert len(model.flows["blur"]) == len(model.flows["sharp"]) == len(model.transfer) == 3
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = small_model("rgb")
+    model.metadata = {"trained_on": "builtin"}
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = WaveletUNetFlow.from_pretrained(tmp_path / "m")
+    assert loaded.config == model.config and loaded.metadata == model.metadata
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    image = torch.rand(2, 3, 21, 30)
+    torch.testing.assert_close(loaded(image), model.eval()(image), atol=0, rtol=0)
+
+
+def _saved(tmp_path):
+    directory = tmp_path / "model"
+    small_model("y").save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda d: (d / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda d: (d / "config.json").write_text("{not json"), "is not valid JSON"),
+        (lambda d: (d / "config.json").write_text("[1, 2]"), "is not a flowdeblur model config"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64), "is not a readable safetensors file"),
+        (
+            lambda d: (d / "config.json").write_text(
+                json.dumps({**json.loads((d / "config.json").read_text()), "config": {**SMALL, "hidden_channels": 4}})
+            ),
+            "do not match the architecture",
+        ),
+        (
+            lambda d: (d / "config.json").write_text(
+                json.dumps({**json.loads((d / "config.json").read_text()), "config": {"levls": 2}})
+            ),
+            "unknown UMLINConfig fields \\['levls'\\]",
+        ),
+    ],
+)
+def test_a_bad_checkpoint_directory_gets_one_clear_error(tmp_path, damage, message):
+    directory = _saved(tmp_path)
+    damage(directory)
+    with pytest.raises(CheckpointError, match=message):
+        WaveletUNetFlow.from_pretrained(directory)
+
+
+def test_a_missing_directory_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="does-not-exist does not exist"):
+        WaveletUNetFlow.from_pretrained(tmp_path / "does-not-exist")
+
+
+def test_saving_over_a_model_leaves_no_temporary_files(tmp_path):
+    directory = _saved(tmp_path)
+    small_model("y").save_pretrained(directory)
+    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
