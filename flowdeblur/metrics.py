@@ -1,0 +1,59 @@
+"""PSNR, SSIM and MSE per image, the deblurring community's way: on Y or RGB, after rounding to 8 bits.
+
+Shared by validation during training, ``flowdeblur eval`` and the benchmarks, so every number the project
+prints is computed one way. Scores are per image; average them afterwards ("per image then averaged").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from .color import rgb_to_y
+
+METRICS = ("psnr", "ssim", "mse")
+SCORE_SPACES = ("y", "rgb")
+
+
+def quantize_8bit(image: Tensor) -> Tensor:
+    """Round [0, 1] values to the 256 levels an 8-bit file stores, as images are scored after saving."""
+    return torch.round(image.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+def _in_space(image: Tensor, space: str) -> Tensor:
+    if space == "y":
+        return image if image.shape[1] == 1 else rgb_to_y(image)
+    if image.shape[1] != 3:
+        raise ValueError(f"RGB scores need 3-channel images, got {image.shape[1]} channels")
+    return image
+
+
+def image_scores(restored: Tensor, sharp: Tensor, space: str = "y", quantize: bool = True) -> dict[str, Tensor]:
+    """Per-image PSNR (dB), SSIM and MSE of ``restored`` against ``sharp``, batches (N, C, H, W) in [0, 1].
+
+    ``space="y"`` scores the BT.601 Y channel (1-channel inputs are taken as Y already), ``"rgb"`` all three
+    channels. With ``quantize`` (the common protocol) both images are rounded to 8 bits first. Computed in
+    float64 so that near-perfect restorations do not lose digits.
+    """
+    if space not in SCORE_SPACES:
+        raise ValueError(f"space must be one of {SCORE_SPACES}, got {space!r}")
+    if restored.shape != sharp.shape:
+        raise ValueError(f"restored {tuple(restored.shape)} and sharp {tuple(sharp.shape)} differ in shape")
+    pred, target = (_in_space(t.detach().double(), space) for t in (restored, sharp))
+    if quantize:
+        pred, target = quantize_8bit(pred), quantize_8bit(target)
+    mse = (pred - target).square().flatten(1).mean(1)
+    psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    ssim = structural_similarity_index_measure(pred, target, data_range=1.0, reduction="none")
+    return {"psnr": psnr.reshape(-1), "ssim": ssim.reshape(-1), "mse": mse}
+
+
+def mean_scores(per_image: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Average a sequence of per-image score dicts key by key (images weigh equally, whatever their size)."""
+    rows = list(per_image)
+    if not rows:
+        raise ValueError("no scores to average")
+    return {key: sum(float(row[key]) for row in rows) / len(rows) for key in rows[0]}
