@@ -1,0 +1,101 @@
+"""The dataset every loader returns: items of blurry/sharp float tensors in [0, 1], with a JSON description.
+
+Loaders only find files and choose the split; this class does what is common to all of them: crop (random for
+training, centred otherwise), flips (training only), the Y / RGB conversion, and seeding by (seed, epoch, index).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch.utils.data import Dataset
+
+from . import seeding
+from .errors import DatasetError
+from .transforms import crop, crop_origin, random_flips, to_color
+
+
+class Source(Protocol):
+    """What a loader hands over: a sized collection of (blurry, sharp) images with names."""
+
+    def __len__(self) -> int: ...
+
+    def name(self, index: int) -> str: ...
+
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+
+
+@dataclass
+class Loaded:
+    """A loader's result: the split's source, dataset-specific description entries, the blur protocol facts."""
+
+    source: Source
+    info: dict[str, Any] = field(default_factory=dict)
+    blur: dict[str, Any] = field(default_factory=dict)
+    full_test_frames: bool = False
+
+
+class DeblurDataset(Dataset):
+    """Items ``{"blurry": (C, H, W), "sharp": (C, H, W), "name": str}`` ("sharp" absent for unpaired real blur).
+
+    ``augment`` (training only) draws a random crop and random flips from (seed, epoch, index); call
+    :meth:`set_epoch` at the start of each epoch for fresh crops. Without it, crops are centred.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        color: str,
+        crop_size: int | None,
+        augment: bool,
+        seed: int,
+        description: dict[str, Any],
+    ) -> None:
+        self.source, self.color, self.crop_size, self.augment, self.seed = source, color, crop_size, augment, seed
+        self.epoch = 0
+        self._description = description
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """The dataset, split, sizes, blur protocol, colour and crop, as JSON-serialisable facts."""
+        return copy.deepcopy(self._description)
+
+    @property
+    def names(self) -> list[str]:
+        """Every item's name, in order, without reading any image (for reports and checks)."""
+        return [self.source.name(index) for index in range(len(self.source))]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose random crops and flips the next items use (as DistributedSampler.set_epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        blurry, sharp = self.source.load(index)
+        name = self.source.name(index)
+        images = [blurry] if sharp is None else [blurry, sharp]
+        rng = seeding.rng(self.seed, seeding.AUGMENT, self.epoch, index) if self.augment else None
+        if self.crop_size is not None:
+            height, width = blurry.shape[-2:]
+            if height < self.crop_size or width < self.crop_size:
+                raise DatasetError(
+                    f"image {name!r} is {width}x{height}, smaller than crop_size {self.crop_size}",
+                    expected="images at least crop_size on each side (or a smaller crop_size, or None)",
+                )
+            top, left = crop_origin(height, width, self.crop_size, rng)
+            images = [crop(image, top, left, self.crop_size) for image in images]
+        if rng is not None:
+            images = random_flips(images, rng)
+        item: dict[str, Any] = {"blurry": to_color(images[0], self.color), "name": name}
+        if sharp is not None:
+            item["sharp"] = to_color(images[1], self.color)
+        return item

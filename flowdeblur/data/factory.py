@@ -1,0 +1,102 @@
+"""``build_dataset``: every dataset of the paper, the built-in one and the user's own pairs, in one call."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import builtin, celeba, gopro, lai, lsun, paired
+from .blur import BlurSpec
+from .dataset import DeblurDataset, Loaded
+from .errors import DatasetError
+from .splits import SPLITS
+from .transforms import COLORS, check_size
+
+DATASET_NAMES = ("builtin", "paired", "gopro", "lai", "celeba", "lsun")
+LOADERS: dict[str, Callable[..., Loaded]] = {
+    "builtin": builtin.load,
+    "paired": paired.load,
+    "gopro": gopro.load,
+    "lai": lai.load,
+    "celeba": celeba.load,
+    "lsun": lsun.load,
+}
+SYNTHETIC = frozenset({"builtin", "celeba", "lsun"})
+SECTIONS = {"builtin": "built-in", "paired": "paired-folders", "lai": "lai-et-al-2016"}
+
+
+def _options(name: str) -> list[str]:
+    """The dataset-specific options a loader takes (its keyword-only parameters), plus ``augment``."""
+    parameters = inspect.signature(LOADERS[name]).parameters.values()
+    return sorted([p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "blur"] + ["augment"])
+
+
+def _check(name: str, root: str | Path | None, split: str, color: str, seed: int, blur: BlurSpec | None) -> None:
+    """Refuse arguments that no dataset takes, before touching the disk."""
+    section = SECTIONS.get(name, name)
+    if name not in LOADERS:
+        raise DatasetError(f"unknown dataset {name!r}", expected=f"one of {DATASET_NAMES}")
+    if (root is None) != (name == "builtin"):
+        problem = "the built-in dataset takes no root" if name == "builtin" else f"{name} needs root=<its folder>"
+        raise DatasetError(problem, section=section)
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}", expected=f"one of {SPLITS}")
+    if color not in COLORS:
+        raise DatasetError(f"unknown color {color!r}", expected=f"one of {COLORS}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
+    if blur is not None and not isinstance(blur, BlurSpec):
+        raise DatasetError(f"blur must be a BlurSpec or None, got {type(blur).__name__}", section="synthetic-blur")
+    if blur is not None and name not in SYNTHETIC:
+        raise DatasetError(f"{name} ships real blur; blur= applies to {sorted(SYNTHETIC)} only", section=section)
+
+
+def build_dataset(
+    name: str,
+    root: str | Path | None = None,
+    split: str = "train",
+    color: str = "y",
+    crop_size: int | None = 128,
+    seed: int = 0,
+    blur: BlurSpec | None = None,
+    **options: Any,
+) -> DeblurDataset:
+    """One split of a dataset as float tensors in [0, 1]; see docs/datasets.md for each dataset's protocol.
+
+    ``crop_size`` crops randomly for training (with ``augment``, the default for train) and centrally for val
+    and test; GoPro and Lai test frames stay whole unless ``full_test_frames=False``. ``blur`` (sharp-only sets)
+    defaults to the paper's ``BlurSpec()``. Every random choice derives from ``seed``.
+    """
+    _check(name, root, split, color, seed, blur)
+    check_size("crop_size", crop_size, section=SECTIONS.get(name, name))
+    accepted = _options(name)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise DatasetError(f"{name} takes no option {', '.join(unknown)}", expected=f"options among {accepted}")
+    augment = options.pop("augment", split == "train")
+    if augment and split != "train":
+        raise DatasetError(f"augment=True is for training only, not the {split} split")
+    if name == "builtin":
+        options.setdefault("patch_size", crop_size or 128)
+    if name in SYNTHETIC:
+        blur = blur or BlurSpec()
+        options["blur"] = blur
+    loaded = LOADERS[name](None if root is None else Path(root), split, seed, **options)
+    crop = None if split == "test" and loaded.full_test_frames else crop_size
+    description = {
+        "dataset": name,
+        "root": None if root is None else str(root),
+        "split": split,
+        "num_items": len(loaded.source),
+        "color": color,
+        "crop": {"size": crop, "mode": "full" if crop is None else ("random" if augment else "center")},
+        "augment": augment,
+        "seed": seed,
+        "blur": blur.describe(seed) if blur is not None else loaded.blur,
+        **loaded.info,
+    }
+    return DeblurDataset(
+        loaded.source, color=color, crop_size=crop, augment=augment, seed=seed, description=description
+    )

@@ -1,0 +1,212 @@
+"""Reading and writing images: the one place that turns files into float tensors in [0, 1] and back.
+
+Pillow decodes everything; two gaps in it are closed here without new dependencies. Pillow keeps only the high
+byte of 16-bit colour PNGs, so those are decoded twice (high bytes, then low bytes) by Pillow's own decoder;
+16-bit colour TIFFs are read with ``tifffile`` (a dependency of scikit-image). Alpha is dropped, palettes and
+CMYK become RGB, EXIF orientation is applied. Writes go to a temporary name and are renamed into place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DatasetError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
+READABLE = "a PNG, JPEG, TIFF, BMP or WebP image (8 or 16 bits; gray, RGB or RGBA)"
+
+_GRAY_16 = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+_GRAY_8 = frozenset({"1", "L", "LA", "La"})
+_COLOUR_8 = frozenset({"P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+_ALPHA = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file holds: size, channels after dropping alpha (1 or 3), bits per sample, Pillow mode, alpha."""
+
+    width: int
+    height: int
+    channels: int
+    bit_depth: int
+    mode: str
+    has_alpha: bool
+
+
+def _open(source: Path | bytes, name: str) -> Image.Image:
+    """Open a file or encoded bytes with Pillow, turning its failures into a DatasetError naming ``name``."""
+    try:
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DatasetError(f"cannot be read as an image ({exc})", path=name, expected=READABLE) from exc
+
+
+def _rawmode(image: Image.Image) -> str:
+    """The raw sample layout of the file (e.g. 'RGB;16B'), which tells 16-bit colour apart from 8-bit."""
+    if not image.tile:
+        return ""
+    args = image.tile[0][3]
+    return args if isinstance(args, str) else str(args[0])
+
+
+def _info(image: Image.Image) -> ImageInfo:
+    """ImageInfo from a Pillow header, without decoding pixels."""
+    mode, rawmode = image.mode, _rawmode(image)
+    wide = mode in _GRAY_16 or (mode == "I" and image.format == "PNG") or ";16" in rawmode
+    has_alpha = mode in _ALPHA or (mode == "P" and "transparency" in image.info) or rawmode.startswith("LA")
+    gray = mode in _GRAY_8 or mode in _GRAY_16 or mode == "I"
+    return ImageInfo(image.width, image.height, 1 if gray else 3, 16 if wide else 8, mode, has_alpha)
+
+
+def _supported(image: Image.Image, name: str) -> None:
+    """Refuse modes that have no well-defined [0, 1] range (float or 32-bit integer images)."""
+    if image.mode in _GRAY_8 | _GRAY_16 | _COLOUR_8 or (image.mode == "I" and image.format == "PNG"):
+        return
+    raise DatasetError(f"unsupported pixel mode {image.mode!r} ({image.format})", path=name, expected=READABLE)
+
+
+def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarray:
+    """All 16 bits of a 16-bit colour PNG or TIFF, as (H, W, C) uint16 with alpha still attached."""
+    if image.format == "TIFF":
+        return tifffile.imread(io.BytesIO(source) if isinstance(source, bytes) else source)
+    if image.format != "PNG":
+        raise DatasetError(f"16-bit colour {image.format} is not supported", path=name, expected=READABLE)
+    high = np.asarray(image, dtype=np.uint16)
+    with _open(source, name) as low_image:
+        codec, extents, offset, rawmode = low_image.tile[0]
+        low_image.tile = [(codec, extents, offset, rawmode.replace(";16B", ";16L"))]
+        try:
+            low = np.asarray(low_image, dtype=np.uint16)
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"16-bit layout {rawmode!r} is not supported", path=name, expected=READABLE) from exc
+    return (high << 8) | low
+
+
+def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str) -> np.ndarray:
+    """Decoded samples without alpha: (H, W) or (H, W, 3), uint8 or uint16."""
+    if info.bit_depth == 16 and info.channels == 3:
+        return _colour_16(source, image, name)[..., :3]
+    image = ImageOps.exif_transpose(image)
+    if info.bit_depth == 16:
+        return np.asarray(image).astype(np.uint16)
+    return np.asarray(image.convert("L" if info.channels == 1 else "RGB"))
+
+
+def array_to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 or uint16 (H, W) or (H, W, C) array -> float32 (C, H, W) tensor in [0, 1]."""
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype)
+    if scale is None:
+        raise TypeError(f"expected a uint8 or uint16 image array, got {array.dtype}")
+    pixels = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32) / np.float32(scale))
+    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
+
+
+def _decode(source: Path | bytes, name: str) -> tuple[torch.Tensor, ImageInfo]:
+    """Decode a file or bytes into a (C, H, W) tensor in [0, 1] and its ImageInfo."""
+    with _open(source, name) as image:
+        _supported(image, name)
+        info = _info(image)
+        try:
+            array = _pixels(source, image, info, name)
+        except DatasetError:
+            raise
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise DatasetError(f"cannot be decoded ({exc})", path=name, expected=READABLE) from exc
+    return array_to_tensor(array), info
+
+
+def probe_image(path: str | Path) -> ImageInfo:
+    """Size, channels and bit depth of an image file from its header alone: cheap enough to check a whole dataset."""
+    with _open(Path(path), str(path)) as image:
+        _supported(image, str(path))
+        return _info(image)
+
+
+def read_image_with_info(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
+    """An image file as a float32 (C, H, W) tensor in [0, 1] (C = 1 or 3), with what the file held."""
+    return _decode(Path(path), str(path))
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as a float32 (C, H, W) tensor in [0, 1]: gray gives C = 1, colour C = 3, alpha is dropped."""
+    return read_image_with_info(path)[0]
+
+
+def decode_image(data: bytes, name: str) -> torch.Tensor:
+    """Encoded image bytes (as stored in an LMDB) as a float32 (C, H, W) tensor in [0, 1]."""
+    return _decode(data, name)[0]
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _rgb16_png(array: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG (filter type 0), which Pillow cannot write."""
+    height, width, _ = array.shape
+    rows = array.astype(">u2").view(np.uint8).reshape(height, -1)
+    scanlines = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
+
+
+def _encode(target: Path, array: np.ndarray, image_format: str) -> None:
+    """Write an (H, W) or (H, W, 3) uint8/uint16 array in ``image_format`` to ``target``."""
+    if array.dtype == np.uint16 and array.ndim == 3:
+        if image_format == "TIFF":
+            tifffile.imwrite(target, array, photometric="rgb")
+        else:
+            target.write_bytes(_rgb16_png(array))
+        return
+    options = {"quality": 95} if image_format == "JPEG" else {}
+    Image.fromarray(array).save(target, format=image_format, **options)
+
+
+def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode: str | None = None) -> Path:
+    """Save a (C, H, W) tensor in [0, 1] as PNG/JPEG/TIFF/BMP, atomically (temporary name, then rename).
+
+    ``bit_depth`` is 8 or 16 (16 for PNG and TIFF only); ``mode`` is "L" or "RGB" (default: from the channel
+    count; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded.
+    """
+    path = Path(path)
+    image_format = _FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        raise ValueError(f"{path}: cannot tell the image format from the suffix; use one of {sorted(_FORMATS)}")
+    if bit_depth not in (8, 16) or (bit_depth == 16 and image_format not in ("PNG", "TIFF")):
+        raise ValueError(f"{path}: bit_depth {bit_depth} is not possible for {image_format} (8, or 16 for PNG/TIFF)")
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) image with 1 or 3 channels, got shape {tuple(image.shape)}")
+    mode = mode or ("L" if image.shape[0] == 1 else "RGB")
+    if mode not in ("L", "RGB") or (mode == "L" and image.shape[0] == 3):
+        raise ValueError(f"mode {mode!r} does not fit a {image.shape[0]}-channel image (use 'L' or 'RGB')")
+    if mode == "RGB":
+        image = image.expand(3, -1, -1)
+    scale = 255 if bit_depth == 8 else 65535
+    levels = image.detach().to("cpu", torch.float64).clamp(0, 1).mul(scale).round()
+    array = np.ascontiguousarray(levels.permute(1, 2, 0).numpy(), dtype=np.uint8 if bit_depth == 8 else np.uint16)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        _encode(temporary, array[..., 0] if mode == "L" else array, image_format)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path

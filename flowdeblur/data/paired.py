@@ -1,0 +1,147 @@
+"""Blurry/sharp pairs from folders: the scanner GoPro and Lai share, and the user's own ``blur/`` + ``sharp/`` layout.
+
+Scanning checks every file's header (readable, same size as its partner) before training starts, and reports
+all problems at once: one DatasetError naming the files, or with ``skip_bad`` a warning and a count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .dataset import Loaded
+from .errors import DatasetError, listing, report_bad, require_dir
+from .io import IMAGE_SUFFIXES, probe_image
+from .sources import FilePairs, Pair
+from .splits import RATIO, SPLITS, assign_splits, pick, shipped_assignment, split_sizes
+
+SECTION = "paired-folders"
+EXPECTED = (
+    "blur/ and sharp/ folders holding images of the same names (png, jpg, tiff), "
+    "directly under root or under root/train, root/val, root/test"
+)
+
+KeyMap = Callable[[str], str]
+PROBLEMS = (
+    "files that are not images",
+    "names used by two files",
+    "blurry images without a sharp image",
+    "sharp images without a blurry image",
+    "unreadable images",
+    "pairs whose sizes differ",
+)
+
+
+class PairScan:
+    """Collects pairs and problems over one or more folders, then reports every problem at once."""
+
+    def __init__(self, base: Path, *, expected: str, section: str) -> None:
+        self.base, self.expected, self.section = base, expected, section
+        self.problems: dict[str, list[str]] = {kind: [] for kind in PROBLEMS}
+        self.pairs: list[Pair] = []
+        self._sizes: dict[Path, tuple[int, int] | None] = {}
+
+    def _relative(self, path: Path) -> str:
+        """A path as messages show it: relative to the dataset root, with forward slashes."""
+        return path.relative_to(self.base).as_posix()
+
+    def _images(self, folder: Path) -> dict[str, Path]:
+        """Image files under ``folder`` (recursive, hidden files ignored) by relative path without suffix."""
+        require_dir(folder, expected=self.expected, section=self.section)
+        images: dict[str, Path] = {}
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                self.problems["files that are not images"].append(self._relative(path))
+                continue
+            key = path.relative_to(folder).with_suffix("").as_posix()
+            if key in images:
+                shown = f"{self._relative(path)} (same name as {images[key].name})"
+                self.problems["names used by two files"].append(shown)
+            else:
+                images[key] = path
+        return images
+
+    def _size(self, path: Path) -> tuple[int, int] | None:
+        """(width, height) from the header, cached; None (and a problem) when the file cannot be read."""
+        if path not in self._sizes:
+            try:
+                info = probe_image(path)
+                self._sizes[path] = (info.width, info.height)
+            except DatasetError:
+                self._sizes[path] = None
+                self.problems["unreadable images"].append(self._relative(path))
+        return self._sizes[path]
+
+    def add_pairs(
+        self, blur_dir: Path, sharp_dir: Path, *, sharp_key: KeyMap = str, group_of: KeyMap = str, prefix: str = ""
+    ) -> None:
+        """Match the blurry files to sharp ones (``sharp_key`` maps a blurry key to its sharp key), check headers.
+
+        Pairs are named ``prefix`` + path under ``blur_dir`` and grouped by ``group_of`` of the sharp key.
+        """
+        blurry, sharp = self._images(blur_dir), self._images(sharp_dir)
+        used = {sharp_key(key) for key in blurry} & sharp.keys()
+        self.problems["blurry images without a sharp image"] += [
+            self._relative(path) for key, path in blurry.items() if sharp_key(key) not in used
+        ]
+        self.problems["sharp images without a blurry image"] += [
+            self._relative(path) for key, path in sharp.items() if key not in used
+        ]
+        for key, path in blurry.items():
+            target = sharp_key(key)
+            if target not in used or None in (sizes := (self._size(path), self._size(sharp[target]))):
+                continue
+            if sizes[0] != sizes[1]:
+                shown = " vs ".join(f"{width}x{height}" for width, height in sizes)
+                self.problems["pairs whose sizes differ"].append(f"{self._relative(path)} ({shown})")
+                continue
+            name = prefix + path.relative_to(blur_dir).as_posix()
+            self.pairs.append(Pair(name, path, sharp[target], group_of(target)))
+
+    def add_unpaired(self, folder: Path) -> None:
+        """Blurry images with no sharp partner (real blur, for deblurring only), headers checked."""
+        for path in self._images(folder).values():
+            if self._size(path) is not None:
+                name = path.relative_to(folder).as_posix()
+                self.pairs.append(Pair(name, path, None, name))
+
+    def finish(self, skip_bad: bool) -> tuple[list[Pair], dict[str, int]]:
+        """The good pairs and the count skipped per problem; a DatasetError for problems unless ``skip_bad``."""
+        skipped = report_bad(
+            self.problems, path=self.base, expected=self.expected, section=self.section, skip_bad=skip_bad
+        )
+        if not self.pairs:
+            raise DatasetError("found no usable images", path=self.base, expected=self.expected, section=self.section)
+        return self.pairs, skipped
+
+
+def scene_of(key: str) -> str:
+    """Split group of a paired-folder image: its first sub-folder (a scene or video), or the image itself."""
+    return key.split("/", 1)[0]
+
+
+def load(root: Path, split: str, seed: int, *, skip_bad: bool = False) -> Loaded:
+    """The user's own pairs: shipped train/val/test folders as they are, else a seeded 8:1:1 split by scene."""
+    root = require_dir(root, expected=EXPECTED, section=SECTION)
+    shipped = [name for name in SPLITS if (root / name).is_dir()]
+    val_shipped = "val" in shipped
+    pool = root / (split if split == "test" or val_shipped else "train") if shipped else root
+    if not pool.is_dir():
+        raise DatasetError(f"found {listing(root)} but no {pool.name}/", path=root, expected=EXPECTED, section=SECTION)
+    scan = PairScan(root, expected=EXPECTED, section=SECTION)
+    scan.add_pairs(pool / "blur", pool / "sharp", group_of=scene_of)
+    pairs, skipped = scan.finish(skip_bad)
+    groups = [pair.group for pair in pairs]
+    if not shipped:
+        assignment = assign_splits(groups, seed)
+        rule = f"{RATIO} by scene (first sub-folder, or each image), seeded"
+    else:
+        assignment = shipped_assignment(groups, split, seed, val_shipped=val_shipped)
+        carved = split != "test" and not val_shipped
+        rule = f"shipped {pool.name}/ folder" + (", a seeded ninth of its scenes as val" if carved else "")
+    chosen = pick(assignment, split, path=pool, section=SECTION)
+    return Loaded(
+        FilePairs([pairs[i] for i in chosen]),
+        info={"split_rule": rule, "split_sizes": split_sizes(assignment), "skipped": skipped},
+        blur={"kind": "real", "source": "blur/ folder"},
+    )

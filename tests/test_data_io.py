@@ -1,0 +1,157 @@
+"""flowdeblur.data.io: every bit depth and mode reads exactly into [0, 1]; writes are exact and atomic."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image
+
+from flowdeblur.data import DatasetError, decode_image, probe_image, read_image, read_image_with_info, write_image
+from flowdeblur.data import io as image_io
+from tests.data_fixtures import corrupt, pattern, save
+
+
+def as_array(image: torch.Tensor, scale: int) -> np.ndarray:
+    """A (C, H, W) tensor in [0, 1] back to integer levels, (H, W, C)."""
+    return (image.permute(1, 2, 0).double() * scale).round().long().numpy()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "channels", "dtype"),
+    [
+        (".png", 1, np.uint8),
+        (".png", 3, np.uint8),
+        (".png", 1, np.uint16),
+        (".tif", 1, np.uint16),
+        (".bmp", 3, np.uint8),
+    ],
+)
+def test_lossless_files_read_exactly(tmp_path, suffix, channels, dtype):
+    array = pattern(3, 7, 9, channels, dtype)
+    image, info = read_image_with_info(save(tmp_path / f"x{suffix}", array))
+    assert image.dtype == torch.float32 and image.shape == (channels, 7, 9)
+    assert info.bit_depth == (16 if dtype == np.uint16 else 8) and info.channels == channels
+    expected = array if channels == 3 else array[..., None]
+    np.testing.assert_array_equal(as_array(image, np.iinfo(dtype).max), expected)
+
+
+def test_rgba_drops_alpha_and_says_so(tmp_path):
+    array = pattern(1, 5, 6, 4)
+    image, info = read_image_with_info(save(tmp_path / "rgba.png", array))
+    assert info.has_alpha and info.channels == 3 and info.mode == "RGBA"
+    np.testing.assert_array_equal(as_array(image, 255), array[..., :3])
+
+
+def test_palette_and_jpeg_become_rgb(tmp_path):
+    palette = Image.fromarray(pattern(2, 8, 8)).convert("P")
+    palette.save(tmp_path / "p.png")
+    assert read_image(tmp_path / "p.png").shape == (3, 8, 8)
+    jpeg = read_image(save(tmp_path / "x.jpg", pattern(2, 16, 16)))
+    assert jpeg.shape == (3, 16, 16) and jpeg.min() >= 0 and jpeg.max() <= 1
+
+
+def _png_rgb16(array: np.ndarray, filters: tuple[int, ...]) -> bytes:
+    """A 16-bit RGB PNG whose rows use the given filter types (0 none, 1 sub, 2 up), written independently."""
+    height, width, _ = array.shape
+    raw = array.astype(">u2").view(np.uint8).reshape(height, width * 6).astype(np.int64)
+    rows = []
+    for y in range(height):
+        kind = filters[y % len(filters)]
+        left = np.concatenate([np.zeros(6, np.int64), raw[y, :-6]])
+        above = raw[y - 1] if y else np.zeros_like(raw[y])
+        filtered = raw[y] - {0: 0, 1: left, 2: above}[kind]
+        rows.append(bytes([kind]) + (filtered % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    idat = zlib.compress(b"".join(rows))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_16_bit_rgb_png_keeps_all_16_bits(tmp_path):
+    array = pattern(5, 6, 7, 3, np.uint16)
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(_png_rgb16(array, filters=(0, 1, 2)))
+    image, info = read_image_with_info(path)
+    assert info.bit_depth == 16 and info.channels == 3
+    np.testing.assert_array_equal(as_array(image, 65535), array)
+
+
+def test_16_bit_rgb_tiff_keeps_all_16_bits(tmp_path):
+    array = pattern(6, 6, 7, 3, np.uint16)
+    tifffile.imwrite(tmp_path / "rgb16.tif", array, photometric="rgb", compression="zlib")
+    np.testing.assert_array_equal(as_array(read_image(tmp_path / "rgb16.tif"), 65535), array)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(pattern(0, 10, 20)).save(tmp_path / "turned.jpg", exif=exif)
+    assert read_image(tmp_path / "turned.jpg").shape == (3, 20, 10)
+
+
+def test_probe_reads_the_header(tmp_path):
+    info = probe_image(save(tmp_path / "x.png", pattern(0, 11, 13, 1, np.uint16)))
+    assert (info.width, info.height, info.channels, info.bit_depth) == (13, 11, 1, 16)
+
+
+def test_unreadable_file_and_bytes_name_the_culprit(tmp_path):
+    path = corrupt(tmp_path / "broken.png")
+    with pytest.raises(DatasetError, match=r"broken\.png.*cannot be read as an image.*docs/datasets\.md"):
+        read_image(path)
+    with pytest.raises(DatasetError, match="key-42"):
+        decode_image(b"\x00\x01", "key-42")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "bits", "channels"), [(".png", 8, 3), (".png", 16, 3), (".png", 16, 1), (".tif", 16, 3)]
+)
+def test_write_then_read_is_exact(tmp_path, suffix, bits, channels):
+    scale = 2**bits - 1
+    levels = torch.from_numpy(pattern(9, 5, 8, channels, np.uint16 if bits == 16 else np.uint8).astype(np.int64))
+    image = (levels if channels == 1 else levels.permute(2, 0, 1)).reshape(channels, 5, 8).double() / scale
+    path = write_image(tmp_path / f"out{suffix}", image, bit_depth=bits)
+    back, info = read_image_with_info(path)
+    assert info.bit_depth == bits
+    torch.testing.assert_close(back.double(), image, atol=0.1 / scale, rtol=0)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_rgb_write_of_a_channels_first_tensor(tmp_path, suffix):
+    image = torch.rand(3, 37, 53, generator=torch.Generator().manual_seed(0))
+    back = read_image(write_image(tmp_path / f"out{suffix}", image, bit_depth=16))
+    torch.testing.assert_close(back, image, atol=0.6 / 65535, rtol=0)
+
+
+def test_write_gray_as_rgb_and_refuse_impossible_requests(tmp_path):
+    gray = torch.rand(1, 4, 4)
+    back = read_image(write_image(tmp_path / "g.png", gray, mode="RGB"))
+    assert back.shape == (3, 4, 4) and torch.equal(back[0], back[2])
+    with pytest.raises(ValueError, match="bit_depth 16"):
+        write_image(tmp_path / "x.jpg", gray, bit_depth=16)
+    with pytest.raises(ValueError, match="suffix"):
+        write_image(tmp_path / "x.xyz", gray)
+    with pytest.raises(ValueError, match="mode 'L'"):
+        write_image(tmp_path / "x.png", torch.rand(3, 4, 4), mode="L")
+    assert [p.name for p in tmp_path.iterdir()] == ["g.png"]
+
+
+def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = write_image(tmp_path / "keep.png", torch.zeros(1, 4, 4))
+    before = target.read_bytes()
+
+    def half_written(path, array, image_format):
+        path.write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(image_io, "_encode", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        write_image(target, torch.ones(1, 4, 4))
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
