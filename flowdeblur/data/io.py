@@ -1,8 +1,7 @@
 """Reading and writing images: the one place that turns files into float tensors in [0, 1] and back.
 
-Pillow decodes everything; two gaps in it are closed here without new dependencies. Pillow keeps only the high
-byte of 16-bit colour PNGs, so those are decoded twice (high bytes, then low bytes) by Pillow's own decoder;
-16-bit colour TIFFs are read with ``tifffile`` (a dependency of scikit-image). Alpha is dropped, palettes and
+Pillow decodes everything but 16-bit colour, which it cannot hold: 16-bit colour PNGs are read and written
+with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is dropped, palettes and
 CMYK become RGB, EXIF orientation is applied. Writes go to a temporary name and are renamed into place.
 """
 
@@ -10,12 +9,11 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import png
 import tifffile
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -82,15 +80,12 @@ def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarra
         return tifffile.imread(io.BytesIO(source) if isinstance(source, bytes) else source)
     if image.format != "PNG":
         raise DatasetError(f"16-bit colour {image.format} is not supported", path=name, expected=READABLE)
-    high = np.asarray(image, dtype=np.uint16)
-    with _open(source, name) as low_image:
-        codec, extents, offset, rawmode = low_image.tile[0]
-        low_image.tile = [(codec, extents, offset, rawmode.replace(";16B", ";16L"))]
-        try:
-            low = np.asarray(low_image, dtype=np.uint16)
-        except (ValueError, OSError) as exc:
-            raise DatasetError(f"16-bit layout {rawmode!r} is not supported", path=name, expected=READABLE) from exc
-    return (high << 8) | low
+    try:
+        reader = png.Reader(bytes=source) if isinstance(source, bytes) else png.Reader(filename=str(source))
+        width, height, rows, meta = reader.asDirect()
+        return np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, meta["planes"])
+    except png.Error as exc:
+        raise DatasetError(f"cannot be decoded as a 16-bit PNG ({exc})", path=name, expected=READABLE) from exc
 
 
 def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str) -> np.ndarray:
@@ -148,34 +143,15 @@ def decode_image(data: bytes, name: str) -> torch.Tensor:
     return _decode(data, name)[0]
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data, CRC."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _rgb16_png(array: np.ndarray) -> bytes:
-    """A 16-bit RGB PNG (filter type 0), which Pillow cannot write."""
-    height, width, _ = array.shape
-    rows = array.astype(">u2").view(np.uint8).reshape(height, -1)
-    scanlines = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)
-    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return b"".join(
-        [
-            b"\x89PNG\r\n\x1a\n",
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)),
-            _png_chunk(b"IEND", b""),
-        ]
-    )
-
-
 def _encode(target: Path, array: np.ndarray, image_format: str) -> None:
     """Write an (H, W) or (H, W, 3) uint8/uint16 array in ``image_format`` to ``target``."""
     if array.dtype == np.uint16 and array.ndim == 3:
         if image_format == "TIFF":
             tifffile.imwrite(target, array, photometric="rgb")
         else:
-            target.write_bytes(_rgb16_png(array))
+            height, width, _ = array.shape
+            with target.open("wb") as file:
+                png.Writer(width, height, bitdepth=16, greyscale=False).write(file, array.reshape(height, -1))
         return
     options = {"quality": 95} if image_format == "JPEG" else {}
     Image.fromarray(array).save(target, format=image_format, **options)
