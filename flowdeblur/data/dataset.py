@@ -69,6 +69,11 @@ class DeblurDataset(Dataset):
         """Every item's name, in order, without reading any image (for reports and checks)."""
         return [self.source.name(index) for index in range(len(self.source))]
 
+    def kernel(self, index: int) -> torch.Tensor | None:
+        """The true blur kernel of item ``index`` for synthetically blurred sets; None where the blur is real."""
+        kernel = getattr(self.source, "kernel", None)
+        return None if kernel is None else kernel(index % len(self))
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose random crops and flips the next items use (as DistributedSampler.set_epoch)."""
         self.epoch = epoch

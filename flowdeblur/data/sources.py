@@ -74,6 +74,10 @@ class SharpImages:
         sharp = self.read(index)
         return self.blur.apply(sharp, self.seed, self.keys[index]), sharp
 
+    def kernel(self, index: int) -> torch.Tensor:
+        """The true blur kernel of item ``index`` (what non-blind baselines such as Wiener are given)."""
+        return self.blur.kernel(self.seed, self.keys[index])
+
 
 class ImageFiles:
     """A reader of image files, centre-cropped to a square and resized to ``image_size`` (None: no resize)."""
