@@ -95,6 +95,12 @@ def test_haar_level_is_orthonormal_and_exactly_invertible(dtype):
     assert brute_force_log_det(flat, x[0].double()).item() == pytest.approx(0.0, abs=1e-10)
 
 
+def test_haar_synthesis_passes_gradients_to_the_detail_bands_alone():
+    low, detail = torch.rand(1, 2, 4, 4), torch.rand(1, 6, 4, 4, requires_grad=True)
+    HaarWavelet().synthesis(low, detail).square().sum().backward()
+    torch.testing.assert_close(detail.grad, 2 * detail.detach())
+
+
 def test_haar_rejects_odd_sizes():
     with pytest.raises(ValueError, match="even height and width"):
         HaarWavelet().analysis(torch.rand(1, 1, 5, 4))

@@ -71,6 +71,10 @@ class HaarWavelet(nn.Module):
     def synthesis(self, low: Tensor, detail: Tensor) -> Tensor:
         """Exact inverse of :meth:`analysis`."""
         n, c, h, w = low.shape
+        if torch.is_grad_enabled() and detail.requires_grad and not low.requires_grad:
+            # pytorch-wavelets' SFB2D.backward returns no gradient at all, not even for the detail bands,
+            # unless the low-pass needs one; a detached copy that asks for one makes the detail gradient flow.
+            low = low.detach().requires_grad_()
         with torch.autocast(device_type=low.device.type, enabled=False):
             dtype = torch.promote_types(torch.promote_types(low.dtype, detail.dtype), torch.float32)
             low, detail = low.to(dtype), detail.to(dtype)
