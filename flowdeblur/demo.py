@@ -1,0 +1,29 @@
+"""What ``flowdeblur demo --train`` trains: a small UML-IN on the built-in images, in a few minutes on a CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import UMLINConfig
+from .train import TrainConfig
+
+DEMO_MODEL = UMLINConfig(levels=3, steps=2, hidden_channels=32, transfer_hidden_channels=32, transfer_blocks=1)
+DEMO_STAGE_STEPS = (300, 150, 150)
+
+
+def demo_training_config(output_dir: Path, seed: int = 0) -> TrainConfig:
+    """The demo's training run: built-in train split, 64-pixel crops, the three stages, no checkpoints."""
+    return TrainConfig(
+        dataset="builtin",
+        output_dir=output_dir,
+        model=DEMO_MODEL,
+        image_size=64,
+        batch_size=8,
+        num_workers=0,
+        stage_steps=DEMO_STAGE_STEPS,
+        warmup_steps=20,
+        seed=seed,
+        checkpointing_steps=0,
+        validation_steps=0,
+        validation_images=8,
+    )

@@ -1,0 +1,172 @@
+"""Deblurring images and image files: any size (tiled), gray or RGB, 8 or 16 bits, written atomically.
+
+A gray image is deblurred as the RGB image with R = G = B, so a Y model sees its true BT.601 luma and an RGB
+model its three equal channels; the result is gray again. Outputs are PNG (lossless, 8 or 16 bits, gray or
+RGB as the input was), so deblurring never adds compression artefacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .data import DatasetError, ImageInfo, read_image_with_info, write_image
+from .data.io import IMAGE_SUFFIXES
+from .model import WaveletUNetFlow
+from .tiling import process_tiled, tile_grid
+
+OUTPUT_SUFFIX = ".png"
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """How a large image is cut: tile side and overlap in pixels, tiles per forward pass, and the device."""
+
+    tile: int = 512
+    overlap: int = 32
+    batch_size: int = 4
+    device: torch.device = torch.device("cpu")
+
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device from a name; "auto" picks CUDA when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but CUDA is not available here")
+    return device
+
+
+def tile_count(model: WaveletUNetFlow, height: int, width: int, options: TileOptions) -> int:
+    """How many tiles :func:`deblur_image` cuts an image of this size into."""
+    return len(tile_grid(height, width, options.tile, options.overlap, align=2**model.config.levels))
+
+
+def as_model_input(batch: Tensor) -> Tensor:
+    """A batch as the model takes it: gray (N, 1, H, W) becomes RGB with R = G = B, RGB stays."""
+    return batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch
+
+
+@torch.inference_mode()
+def deblur_image(
+    model: WaveletUNetFlow, image: Tensor, options: TileOptions, on_tile: Callable[[int], None] | None = None
+) -> Tensor:
+    """Deblur one image (C, H, W) in [0, 1], tile by tile; same shape, float32, on the CPU.
+
+    C is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGB + alpha); an alpha channel is passed through unchanged.
+    """
+    if image.dim() != 3 or image.shape[0] not in (1, 2, 3, 4):
+        raise ValueError(f"expected a gray or RGB image (C, H, W), C in 1..4 with alpha, got {tuple(image.shape)}")
+    colour, alpha = (image[:-1], image[-1:]) if image.shape[0] in (2, 4) else (image, None)
+
+    def function(batch: Tensor) -> Tensor:
+        restored = model(as_model_input(batch))
+        return restored.mean(dim=1, keepdim=True) if batch.shape[1] == 1 else restored
+
+    restored = process_tiled(
+        function,
+        colour,
+        tile=options.tile,
+        overlap=options.overlap,
+        batch_size=options.batch_size,
+        align=2**model.config.levels,
+        device=options.device,
+        on_tile=on_tile,
+    )
+    return restored if alpha is None else torch.cat([restored, alpha.float().cpu()])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the output file it becomes."""
+
+    source: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one input: "written", "skipped" (output exists) or "failed", with a message naming it."""
+
+    source: Path
+    status: str
+    message: str = ""
+    pixels: int = 0
+
+
+def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list[Outcome]]:
+    """Files to deblur and where each goes, plus a failure for every input that cannot be planned.
+
+    A file goes to ``output_dir/<stem>.png``; a folder contributes its images (recursively, hidden files
+    skipped) at their paths relative to it. A missing input, a folder without images, or two inputs that
+    would write the same output are failures naming the input.
+    """
+    jobs: list[Job] = []
+    failures: list[Outcome] = []
+    claimed: dict[Path, Path] = {}
+    for given in inputs:
+        if given.is_dir():
+            sources = sorted(
+                path
+                for path in given.rglob("*")
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+            )
+            if not sources:
+                readable = ", ".join(sorted(IMAGE_SUFFIXES))
+                failures.append(Outcome(given, "failed", f"{given}: folder holds no images ({readable})"))
+            pairs = [(source, source.relative_to(given)) for source in sources]
+        elif given.is_file():
+            pairs = [(given, Path(given.name))]
+        else:
+            failures.append(Outcome(given, "failed", f"{given}: no such file or folder"))
+            continue
+        for source, relative in pairs:
+            target = output_dir / relative.with_suffix(OUTPUT_SUFFIX)
+            if target in claimed:
+                failures.append(Outcome(source, "failed", f"{source}: {claimed[target]} already writes {target}"))
+                continue
+            claimed[target] = source
+            jobs.append(Job(source, target))
+    return jobs, failures
+
+
+def _read_and_deblur(
+    model: WaveletUNetFlow, source: Path, options: TileOptions, progress: bool
+) -> tuple[Tensor, ImageInfo]:
+    """Read a file and deblur it behind a tile progress bar; the input is freed on return, before writing."""
+    image, info = read_image_with_info(source)
+    tiles = tile_count(model, info.height, info.width, options)
+    with tqdm(total=tiles, desc=source.name, unit="tile", leave=False, disable=not progress or tiles == 1) as bar:
+        return deblur_image(model, image, options, on_tile=bar.update), info
+
+
+def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrite: bool, progress: bool) -> Outcome:
+    """Read, deblur and write one file, keeping its size, bit depth and gray/RGB mode; errors become an Outcome."""
+    if job.target.exists() and not overwrite:
+        return Outcome(job.source, "skipped", f"{job.source}: {job.target} exists (pass --overwrite to replace it)")
+    if job.target.resolve() == job.source.resolve():
+        return Outcome(job.source, "failed", f"{job.source}: the output would replace the input; choose another folder")
+    try:
+        restored, info = _read_and_deblur(model, job.source, options, progress)
+    except DatasetError as error:
+        return Outcome(job.source, "failed", str(error))  # names the file already
+    try:
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        write_image(job.target, restored, bit_depth=info.bit_depth)
+    except OSError as error:
+        return Outcome(job.source, "failed", f"{job.source}: cannot write {job.target}: {error}")
+    return Outcome(job.source, "written", str(job.target), pixels=info.height * info.width)
+
+
+def deblur_files(
+    model: WaveletUNetFlow, jobs: Sequence[Job], options: TileOptions, overwrite: bool = False, progress: bool = True
+) -> Iterator[Outcome]:
+    """Deblur every job in turn behind a progress bar, yielding each file's :class:`Outcome`."""
+    for job in tqdm(jobs, desc="deblurring", unit="image", disable=not progress):
+        yield deblur_file(model, job, options, overwrite, progress)

@@ -1,0 +1,59 @@
+"""A plain-text description of a model: where it is, its architecture, parameter counts, and its training."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .model import BRANCHES, WaveletUNetFlow
+
+SCALARS = (str, int, float, type(None))
+
+
+def scalar(value: Any) -> str:
+    """A number or string for people: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def brief(values: Mapping[str, Any], shown: int = 6) -> str:
+    """A one-line digest of a dict: its first scalar entries as ``key value``, then the names of nested ones."""
+    scalars = [f"{key} {scalar(item)}" for key, item in values.items() if isinstance(item, SCALARS)]
+    nested = [str(key) for key, item in values.items() if not isinstance(item, SCALARS)]
+    parts = scalars[:shown] + (["…"] if len(scalars) > shown else [])
+    if nested:
+        parts.append("(" + ", ".join(nested) + ")")
+    return ", ".join(parts)
+
+
+def parameter_table(model: WaveletUNetFlow) -> str:
+    """Parameters per level: each branch's INN and the transfer net, with row and column totals."""
+    counts = model.parameter_counts()
+    columns = [f"flow.{branch}" for branch in BRANCHES] + ["transfer"]
+    lines = [f"{'level':<8}" + "".join(f"{name:>14}" for name in columns) + f"{'total':>14}"]
+    for level in range(1, model.config.levels + 1):
+        row = [counts[f"flow.{branch}.level{level}"] for branch in BRANCHES] + [counts[f"transfer.level{level}"]]
+        lines.append(f"{level:<8}" + "".join(f"{value:>14,}" for value in row) + f"{sum(row):>14,}")
+    lines.append(f"{'total':<8}" + " " * 14 * len(columns) + f"{counts['total']:>14,}")
+    return "\n".join(lines)
+
+
+def describe_model(model: WaveletUNetFlow, directory: Path) -> str:
+    """Directory, config, parameter counts per level and branch, and the training metadata it carries."""
+    config = "\n".join(f"  {key:<26}{value}" for key, value in model.config.to_dict().items())
+    if model.metadata:
+        trained = "\n".join(
+            f"  {key:<26}{brief(value) if isinstance(value, Mapping) else scalar(value)}"
+            for key, value in model.metadata.items()
+        )
+        trained += "\n  (everything in config.json, 'metadata')"
+    else:
+        trained = "  (no training metadata recorded in config.json)"
+    return "\n\n".join(
+        [
+            f"model: {directory}",
+            f"config:\n{config}",
+            f"parameters:\n{parameter_table(model)}",
+            f"trained:\n{trained}",
+        ]
+    )

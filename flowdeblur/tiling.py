@@ -1,0 +1,129 @@
+"""Run an image-to-image function over overlapping tiles and blend them without seams, in bounded memory.
+
+Tiles start on a grid aligned to ``align`` pixels (2^L for an L-level wavelet model, so each tile's wavelet
+coefficients are exactly those of the whole image) and overlap by at least ``overlap`` pixels. Each tile's
+result is weighted by a window that is 1 inside and falls smoothly (raised cosine) to near 0 across the
+overlap it shares with a neighbour; the weighted sum is divided by the summed weights, so the weights form a
+partition of unity and the blend has no seams. Only the output accumulators and one batch of tiles are
+held at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+ImageFunction = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the tiles of an image of ``height`` x ``width`` lie: their row and column spans."""
+
+    rows: tuple[tuple[int, int], ...]
+    cols: tuple[tuple[int, int], ...]
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def __iter__(self) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
+        return ((row, col) for row in self.rows for col in self.cols)
+
+
+def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[tuple[int, int], ...]:
+    """(start, stop) spans covering ``range(length)``: starts on multiples of ``align``, overlapping >= ``overlap``.
+
+    Every span is ``tile`` long except the last, which runs to the end (between ``tile`` and
+    ``tile + align - 1`` long, so that it too starts on the grid). One span covers a length <= ``tile``.
+    """
+    if tile < 1 or overlap < 0 or align < 1:
+        raise ValueError(f"need tile >= 1, overlap >= 0, align >= 1, got {tile}, {overlap}, {align}")
+    if length <= tile:
+        return ((0, length),)
+    stride = (tile - overlap) // align * align
+    if stride < 1:
+        raise ValueError(f"tile {tile} minus overlap {overlap} leaves no stride on a grid of {align} pixels")
+    starts = list(range(0, length - tile, stride))
+    last = (length - tile) // align * align
+    if last > starts[-1]:
+        starts.append(last)
+    return tuple((start, start + tile) for start in starts[:-1]) + ((starts[-1], length),)
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int, align: int = 1) -> TileGrid:
+    """The tiles of a ``height`` x ``width`` image (see :func:`tile_spans`)."""
+    return TileGrid(tile_spans(height, tile, overlap, align), tile_spans(width, tile, overlap, align))
+
+
+def blend_window(span: tuple[int, int], length: int, overlap: int) -> Tensor:
+    """1-D weights of one tile: 1 inside, a raised-cosine ramp over ``overlap`` pixels on each side shared
+    with a neighbour (none at the image border). Values stay > 0, so every pixel has weight."""
+    start, stop = span
+    window = torch.ones(stop - start)
+    ramp_length = min(overlap, (stop - start) // 2)
+    if ramp_length == 0:
+        return window
+    steps = torch.arange(1, ramp_length + 1, dtype=torch.float64)
+    ramp = (0.5 - 0.5 * torch.cos(math.pi * steps / (ramp_length + 1))).float()
+    if start > 0:
+        window[:ramp_length] = ramp
+    if stop < length:
+        window[-ramp_length:] = ramp.flip(0)
+    return window
+
+
+def process_tiled(
+    function: ImageFunction,
+    image: Tensor,
+    tile: int,
+    overlap: int,
+    batch_size: int = 1,
+    align: int = 1,
+    device: str | torch.device = "cpu",
+    on_tile: Callable[[int], None] | None = None,
+) -> Tensor:
+    """Apply ``function`` (a batch (N, C, h, w) -> (N, C', h, w)) to an image (C, H, W) tile by tile.
+
+    Tiles go to ``device`` in batches of up to ``batch_size`` (tiles of one shape per batch) and results come
+    back to the CPU, where they are blended into a float32 (C', H, W) result. ``on_tile(n)`` is called after
+    every batch with the number of tiles it held. An image no larger than ``tile`` is one tile: the result is
+    then exactly ``function(image[None])[0]``.
+    """
+    if image.dim() != 3:
+        raise ValueError(f"expected one image (C, H, W), got shape {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    grid = tile_grid(height, width, tile, overlap, align)
+    output: Tensor | None = None
+    weight_sum = torch.zeros(height, width)
+    batch: list[tuple[tuple[int, int], tuple[int, int]]] = []
+
+    def flush() -> None:
+        nonlocal output
+        tiles = torch.stack([image[:, r0:r1, c0:c1] for (r0, r1), (c0, c1) in batch]).to(device, torch.float32)
+        results = function(tiles).float().cpu()
+        if output is None:
+            output = torch.zeros(results.shape[1], height, width)
+        for result, (rows, cols) in zip(results, batch, strict=True):
+            weight = blend_window(rows, height, overlap)[:, None] * blend_window(cols, width, overlap)[None, :]
+            output[:, rows[0] : rows[1], cols[0] : cols[1]].addcmul_(result, weight)
+            weight_sum[rows[0] : rows[1], cols[0] : cols[1]].add_(weight)
+        if on_tile is not None:
+            on_tile(len(batch))
+        batch.clear()
+
+    for rows, cols in grid:
+        if batch and (len(batch) == batch_size or _span_shape(batch[0]) != _span_shape((rows, cols))):
+            flush()
+        batch.append((rows, cols))
+    flush()
+    assert output is not None
+    return output.div_(weight_sum)
+
+
+def _span_shape(spans: tuple[tuple[int, int], tuple[int, int]]) -> tuple[int, int]:
+    (r0, r1), (c0, c1) = spans
+    return r1 - r0, c1 - c0

@@ -1,0 +1,40 @@
+"""Per-stage optimisation: Adamax with a linear warm-up (as in Wavelet Flow, Yu et al. 2020), then cosine decay."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from torch import nn
+from torch.optim import Adamax, Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor of step ``s``: ``(s + 1) / warmup`` while warming up, then a cosine from 1 towards 0.
+
+    A stage no longer than the warm-up only warms up. After a warm-up, the last step's factor is small but not 0.
+
+    Example:
+        >>> [round(warmup_cosine(2, 6)(s), 3) for s in range(6)]
+        [0.5, 1.0, 1.0, 0.854, 0.5, 0.146]
+    """
+    warmup = min(warmup_steps, total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def stage_optimizer(parameters: Iterable[nn.Parameter], learning_rate: float) -> Optimizer:
+    """Adamax over one stage's parameter group."""
+    return Adamax(parameters, lr=learning_rate)
+
+
+def stage_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:
+    """The stage's schedule, stepped once per optimiser step of that stage (see :func:`warmup_cosine`)."""
+    return LambdaLR(optimizer, warmup_cosine(warmup_steps, total_steps))

@@ -1,0 +1,293 @@
+"""The training loop shared by every recipe: the paper's three stages (Appendix A) under 🤗 Accelerate.
+
+One process or many (``accelerate launch``), mixed precision, gradient accumulation, guarded steps, validation,
+checkpoints that resume exactly, and a final ``save_pretrained`` model whose metadata says how it was trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.logging import get_logger
+from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, gather_object, set_seed
+from accelerate.utils.imports import is_tensorboard_available
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..model import WaveletUNetFlow
+from .checkpoints import TrainingProgress, resolve_resume, save_checkpoint
+from .config import STAGE_COUNT, TrainConfig, TrainConfigError
+from .guard import step_is_finite
+from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
+from .report import StageMeter, format_losses
+from .schedule import stage_optimizer, stage_scheduler
+from .stages import STAGES, StageObjective
+from .validate import evaluate, format_scores
+
+logger = get_logger(__name__)
+MODEL_DIR = "model"
+
+
+def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) -> Path:
+    """Train UML-IN through the paper's three stages and return the folder of the final model.
+
+    ``datasets`` (train, validation) replaces the configured dataset: any datasets whose items are
+    ``{"blurry": (C, H, W), "sharp": (C, H, W)}`` in [0, 1]. Settings, data and the checkpoint to resume from are
+    all checked before a model is built. The model folder is ``<output_dir>/model``, written with
+    :meth:`WaveletUNetFlow.save_pretrained`; its metadata records the dataset, stage steps, seed, wall time,
+    per-stage losses and throughput, skipped steps and the final validation scores.
+    """
+    if config.report_to == "tensorboard" and not is_tensorboard_available():
+        raise TrainConfigError("--report-to tensorboard needs the tensorboard package: pip install tensorboard")
+    datasets = datasets or load_datasets(config)
+    resume_from = resolve_resume(config.output_dir, config.resume_from_checkpoint)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=config.gradient_accumulation_steps, sync_with_dataloader=False
+        ),
+        step_scheduler_with_optimizer=False,
+        log_with=None if config.report_to == "none" else config.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=str(config.output_dir),
+            logging_dir=str(config.output_dir / "logs"),
+            total_limit=config.checkpoints_total_limit,
+        ),
+        # Each stage leaves part of the model out of the graph; one wrapper serves all three stages.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    if config.resume_from_checkpoint and resume_from is None:
+        logger.info(f"no checkpoint in {config.output_dir} yet: starting from scratch")
+    return _Training(config, accelerator, datasets, resume_from).run()
+
+
+def weight_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's state dict (names, dtypes, shapes and bytes): equal digests mean equal weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{flat.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of scalars, the form trackers take as hyperparameters."""
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{name}."))
+        else:
+            flat[prefix + name] = value if isinstance(value, int | float | str | bool) else str(value)
+    return flat
+
+
+class _Training:
+    """One run: the prepared objects, the progress they are checkpointed with, and the loop over stages."""
+
+    def __init__(
+        self, config: TrainConfig, accelerator: Accelerator, datasets: tuple[Dataset, Dataset], resume_from: Path | None
+    ):
+        self.config, self.accelerator, self.datasets = config, accelerator, datasets
+        loader = training_loader(datasets[0], config)
+        self.sampler = loader.sampler
+        set_seed(config.seed)
+        model = WaveletUNetFlow(config.model)
+        model.initialize(*first_batch(datasets[0], config))
+        per_stage = zip(STAGES, config.learning_rates, config.stage_steps, strict=True)
+        optimizers, schedulers = [], []
+        for stage, learning_rate, steps in per_stage:
+            optimizers.append(stage_optimizer(stage.parameters(model), learning_rate))
+            schedulers.append(stage_scheduler(optimizers[-1], config.warmup_steps, steps))
+        objective = StageObjective(model, config.l1_weight, shared_codec=config.codec == "shared")
+        prepared = accelerator.prepare(
+            objective, *optimizers, *schedulers, loader, validation_loader(datasets[1], config)
+        )
+        self.objective, self.train_loader, self.val_loader = prepared[0], prepared[-2], prepared[-1]
+        self.optimizers = prepared[1 : 1 + STAGE_COUNT]
+        self.schedulers = prepared[1 + STAGE_COUNT : 1 + 2 * STAGE_COUNT]
+        self.model: WaveletUNetFlow = accelerator.unwrap_model(self.objective).model
+        self.progress = TrainingProgress()
+        accelerator.register_for_checkpointing(self.progress)
+        if resume_from is not None:
+            accelerator.load_state(str(resume_from))
+            logger.info(f"resumed from {resume_from} at {self._position()}")
+        accelerator.init_trackers("flowdeblur", config=_flat(config.to_dict()))
+        self.images_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
+        self.last_validation: tuple[int, dict[str, float]] | None = None
+        logger.info(
+            f"training on {accelerator.num_processes} process(es) ({accelerator.distributed_type.value} on "
+            f"{accelerator.device}), mixed precision {accelerator.mixed_precision}, {self.images_per_step} images "
+            f"per step, {len(datasets[0])} training and {len(datasets[1])} validation images"
+        )
+        if accelerator.mixed_precision != "no" and not accelerator.native_amp:
+            logger.warning(f"{accelerator.mixed_precision} autocast is not available on {accelerator.device}: "
+                           "the networks run in float32")
+
+    def _global_step(self) -> int:
+        return self.progress.global_step(self.config.stage_steps)
+
+    def _position(self) -> str:
+        if self.progress.stage >= STAGE_COUNT:
+            return f"the end of training (step {self._global_step()})"
+        stage = self.progress.stage
+        return (
+            f"stage {stage + 1}/{STAGE_COUNT} ({STAGES[stage].name}), step {self.progress.stage_step} of "
+            f"{self.config.stage_steps[stage]} (global step {self._global_step()})"
+        )
+
+    def run(self) -> Path:
+        """Every remaining stage, the final validation, then the final model."""
+        config, progress = self.config, self.progress
+        self.started, self.elapsed_before = time.perf_counter(), progress.elapsed_s
+        self.batches = batch_stream(
+            self.accelerator, self.train_loader, self.sampler, self._global_step() * config.gradient_accumulation_steps
+        )
+        self.bar = tqdm(
+            total=config.total_steps, initial=self._global_step(), unit="step", dynamic_ncols=True,
+            disable=not self.accelerator.is_main_process,
+        )
+        summaries = {}
+        while progress.stage < STAGE_COUNT:
+            index = progress.stage
+            if progress.stage_step < config.stage_steps[index]:
+                summaries[STAGES[index].name] = self._run_stage(index)
+            else:
+                self._finish_stage(index)
+        self.bar.close()
+        if self.last_validation is None or self.last_validation[0] != self._global_step():
+            self._validate()
+        return self._save_model(summaries)
+
+    def _run_stage(self, index: int) -> dict[str, float]:
+        """Run stage ``index`` from where the progress stands to its last step; returns its summary."""
+        config, progress, stage = self.config, self.progress, STAGES[index]
+        steps = config.stage_steps[index]
+        self.accelerator.unwrap_model(self.objective).stage = index
+        parameters = stage.parameters(self.model)
+        meter = StageMeter()
+        logger.info(f"stage {index + 1}/{STAGE_COUNT} ({stage.name}): {stage.description}, from {self._position()}")
+        self.bar.set_description(f"stage {index + 1}/{STAGE_COUNT} {stage.name}")
+        while progress.stage_step < steps:
+            began, learning_rate = time.perf_counter(), self.schedulers[index].get_last_lr()[0]
+            losses, applied, grad_norm = self._step(index, parameters)
+            meter.add(losses, applied, self.images_per_step, time.perf_counter() - began)
+            progress.stage_step += 1
+            global_step = self._global_step()
+            if not applied:
+                progress.skipped[index] += 1
+                logger.warning(
+                    f"step {global_step} (stage {index + 1}): loss or gradients not finite on at least one process, "
+                    f"update skipped ({sum(progress.skipped)} skipped so far)"
+                )
+            self._log_step(index, losses, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
+            if progress.stage_step < steps:
+                self._after_step(global_step, stage_end=False)
+        summary = {**meter.summary(self.accelerator), "skipped_steps": progress.skipped[index]}
+        logger.info(
+            f"stage {index + 1}/{STAGE_COUNT} ({stage.name}) done: {summary['steps']} steps, "
+            f"{format_losses({name: summary[name] for name in meter.names})}; "
+            f"{summary['images_per_second']:.2f} images/s; {progress.skipped[index]} skipped steps"
+        )
+        self._finish_stage(index)
+        self._after_step(self._global_step(), stage_end=True)
+        return summary
+
+    def _finish_stage(self, index: int) -> None:
+        """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs."""
+        if index == 0 and self.config.codec == "shared":
+            self.model.flows["sharp"].load_state_dict(self.model.flows["blur"].state_dict())
+            logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
+        self.progress.stage, self.progress.stage_step = index + 1, 0
+
+    def _step(self, index: int, parameters: list[nn.Parameter]) -> tuple[list[dict[str, Tensor]], bool, float]:
+        """One optimiser step of stage ``index``: accumulate, clip, then apply it unless the guard says skip.
+
+        Returns the micro-batches' losses, whether the update was applied, and the gradient norm before clipping.
+        """
+        accelerator, optimizer = self.accelerator, self.optimizers[index]
+        losses = []
+        for _ in range(self.config.gradient_accumulation_steps):
+            batch = next(self.batches)
+            with accelerator.accumulate(self.objective):
+                out = self.objective(batch["blurry"], batch["sharp"])
+                accelerator.backward(out["loss"])
+            losses.append({name: value.detach().float() for name, value in out.items()})
+        clipped = accelerator.clip_grad_norm_(parameters, self.config.max_grad_norm)
+        grad_norm = math.nan if clipped is None else float(clipped)
+        applied = step_is_finite(accelerator, [out["loss"] for out in losses], grad_norm)
+        if applied:
+            optimizer.step()
+        elif accelerator.scaler is not None:
+            accelerator.scaler.update()  # gradients were unscaled for clipping; let the scaler back off
+        self.schedulers[index].step()
+        optimizer.zero_grad(set_to_none=True)
+        return losses, applied, grad_norm
+
+    def _log_step(
+        self, index: int, losses: list[dict[str, Tensor]], extra: dict[str, float], global_step: int
+    ) -> None:
+        """The step's losses (this process's mean over micro-batches) and ``extra`` values, to trackers and the bar."""
+        values = {f"train/{name}": sum(float(out[name]) for out in losses) / len(losses) for name in losses[0]}
+        values.update({f"train/{name}": value for name, value in extra.items()})
+        values["train/stage"] = index + 1
+        values["train/skipped_steps"] = sum(self.progress.skipped)
+        self.accelerator.log(values, step=global_step)
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{values['train/loss']:.4g}", lr=f"{values['train/lr']:.2e}")
+
+    def _after_step(self, global_step: int, stage_end: bool) -> None:
+        """Validate at a stage's end and every ``validation_steps``; save a checkpoint every ``checkpointing_steps``."""
+        config = self.config
+        if stage_end or (config.validation_steps and global_step % config.validation_steps == 0):
+            self._validate()
+        if config.checkpointing_steps and global_step % config.checkpointing_steps == 0:
+            self.progress.elapsed_s = self._elapsed()
+            path = save_checkpoint(self.accelerator, config.output_dir, global_step)
+            logger.info(f"saved checkpoint {path}")
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def _validate(self) -> None:
+        global_step = self._global_step()
+        scores = evaluate(self.accelerator, self.model, self.val_loader)
+        logger.info(f"validation at step {global_step}: {format_scores(scores)}")
+        self.accelerator.log({f"val/{name}": value for name, value in scores.items()}, step=global_step)
+        self.last_validation = (global_step, scores)
+
+    def _save_model(self, summaries: dict[str, dict[str, float]]) -> Path:
+        """Check that every process holds the same weights, then write the model with its metadata."""
+        accelerator, config = self.accelerator, self.config
+        accelerator.wait_for_everyone()
+        digests = gather_object([weight_digest(self.model)])
+        directory = config.output_dir / MODEL_DIR
+        if accelerator.is_main_process:
+            if len(set(digests)) > 1:
+                logger.warning(f"the {len(digests)} processes ended with different weights: {digests}")
+            self.model.metadata = {
+                "dataset": describe(self.datasets[0]),
+                "validation_dataset": describe(self.datasets[1]),
+                "stage_steps": {stage.name: steps for stage, steps in zip(STAGES, config.stage_steps, strict=True)},
+                "seed": config.seed,
+                "mixed_precision": accelerator.mixed_precision,
+                "wall_time_s": self._elapsed(),
+                "validation": self.last_validation[1],
+                "skipped_steps": sum(self.progress.skipped),
+                "stages": summaries,
+                "processes": accelerator.num_processes,
+                "weight_digests": digests,
+                "train_config": config.to_dict(),
+            }
+            self.model.save_pretrained(directory)
+            logger.info(f"saved the final model to {directory}")
+        accelerator.wait_for_everyone()
+        accelerator.end_training()
+        return directory

@@ -1,0 +1,172 @@
+"""``flowdeblur eval``, ``demo`` and ``info``: the JSON numbers, the HTML report, the summary table."""
+
+import base64
+import io
+import json
+from dataclasses import replace
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import flowdeblur.cli
+from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.cli import main
+from flowdeblur.data import read_image
+from flowdeblur.demo import demo_training_config
+from flowdeblur.metrics import image_scores
+from tests.cli_helpers import TINY, run_command, save_tiny_model
+from tests.data_fixtures import pattern, save
+
+NAMES = ("a.png", "b.png", "c.png")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    """root/test/{blur,sharp}/: three RGB pairs, the blurry one a box-blurred copy of the sharp one."""
+    root = tmp_path_factory.mktemp("pairs")
+    for seed, name in enumerate(NAMES):
+        sharp = pattern(seed, 40, 48).astype(np.float64)
+        blurry = sum(np.roll(sharp, shift, axis=(0, 1)) for shift in [(0, 0), (0, 1), (1, 0), (1, 1)]) / 4
+        save(root / "test" / "sharp" / name, sharp.astype(np.uint8))
+        save(root / "test" / "blur" / name, blurry.round().astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, model_dir, pairs):
+    out = tmp_path_factory.mktemp("eval")
+    result = CliRunner().invoke(main, [
+        "eval", "--model", str(model_dir), "--dataset", "paired", "--data-dir", str(pairs), "--no-progress",
+        "--json", str(out / "scores.json"), "--report", str(out / "report.html"), "--report-images", "2",
+    ])
+    return result, out
+
+
+class Page(HTMLParser):
+    """Collects image sources and the text of table cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.cells, self._in_cell = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        self._in_cell = tag == "td"
+
+    def handle_data(self, data):
+        if self._in_cell and data.strip():
+            self.cells.append(data.strip())
+
+
+def test_eval_prints_the_summary_table_and_writes_json_and_report(evaluated):
+    result, out = evaluated
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("3 images")
+    assert [line.split()[:2] for line in lines[2:8]] == [
+        ["Y", "blurry"], ["Y", "deblurred"], ["Y", "gain"], ["RGB", "blurry"], ["RGB", "deblurred"], ["RGB", "gain"]
+    ]
+    assert (out / "scores.json").is_file() and (out / "report.html").is_file()
+
+
+def test_eval_json_holds_every_per_image_number(evaluated, pairs):
+    document = json.loads((evaluated[1] / "scores.json").read_text())
+    assert document["dataset"]["dataset"] == "paired" and document["dataset"]["split"] == "test"
+    assert document["model_config"]["levels"] == 2 and "quantization" in document["protocol"]
+    records = {record["name"]: record for record in document["images"]}
+    assert sorted(records) == sorted(NAMES)
+    for name, record in records.items():
+        blurry, sharp = (read_image(pairs / "test" / folder / name)[None] for folder in ("blur", "sharp"))
+        for space in ("y", "rgb"):
+            expected = image_scores(blurry, sharp, space=space)
+            for metric in ("psnr", "ssim", "mse"):
+                assert record["blurry"][space][metric] == pytest.approx(float(expected[metric][0]), rel=1e-9)
+                gain = record["deblurred"][space][metric] - record["blurry"][space][metric]
+                assert record["gain"][space][metric] == pytest.approx(gain)
+        assert [level["level"] for level in record["latents"]["sharp"]] == [1, 2]
+        assert all(0 <= level["near_zero"] <= 1 for kind in record["latents"].values() for level in kind)
+    summary = document["summary"]
+    assert summary["images"] == 3
+    mean_psnr = np.mean([record["deblurred"]["y"]["psnr"] for record in records.values()])
+    assert summary["deblurred"]["y"]["psnr"] == pytest.approx(mean_psnr)
+
+
+def test_report_is_self_contained_sorted_by_gain_and_its_images_decode(evaluated):
+    document = json.loads((evaluated[1] / "scores.json").read_text())
+    page = Page()
+    page.feed((evaluated[1] / "report.html").read_text(encoding="utf-8"))
+    by_gain = sorted(document["images"], key=lambda record: record["gain"]["y"]["psnr"], reverse=True)
+    shown = [cell for cell in page.cells if cell in NAMES]
+    assert shown == [record["name"] for record in by_gain]
+    # two images with crops: 3 crops + 3 latent kinds x 2 levels each
+    assert len(page.images) == 2 * (3 + 3 * 2)
+    for source in page.images:
+        assert source.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
+            image.verify()
+
+
+def test_eval_on_a_missing_dataset_is_one_clear_error(tmp_path, model_dir):
+    result = CliRunner().invoke(main, ["eval", "--model", str(model_dir), "--dataset", "gopro", "--data-dir",
+                                       str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "nowhere" in result.stderr
+
+
+def test_info_shows_config_parameter_counts_and_training(model_dir):
+    result = CliRunner().invoke(main, ["info", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert "hidden_channels" in result.stdout and "random weights for tests" in result.stdout
+    total = sum(parameter.numel() for parameter in WaveletUNetFlow.from_pretrained(model_dir).parameters())
+    assert f"{total:,}" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["deblur", "eval", "demo", "info"])
+def test_every_command_has_help_with_examples(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Examples:" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_as_a_real_command_and_prints_the_gain_and_report(tmp_path, model_dir):
+    process = run_command("demo", "--model", str(model_dir), "--output-dir", "demo", cwd=tmp_path)
+    assert process.returncode == 0, process.stderr
+    assert "Y   gain" in process.stdout and f"report: {tmp_path / 'demo' / 'report.html'}" in process.stdout
+    written = sorted((tmp_path / "demo" / "deblurred").glob("*.png"))
+    document = json.loads((tmp_path / "demo" / "scores.json").read_text())
+    assert len(written) == len(document["images"]) == document["dataset"]["num_items"] > 0
+    assert read_image(written[0]).shape == (3, 128, 128)
+
+
+def test_demo_train_trains_a_model_then_evaluates_it(tmp_path, monkeypatch):
+    def tiny_training(output_dir):
+        return replace(demo_training_config(output_dir), model=UMLINConfig(**TINY), stage_steps=(2, 1, 1),
+                       image_size=32, batch_size=2, warmup_steps=1, validation_images=2)
+
+    evaluated = {}
+
+    def evaluate_and_write(model, model_dir, dataset, *args, **kwargs):
+        evaluated.update(model=model, model_dir=model_dir, dataset=dataset.description)
+
+    monkeypatch.setattr(flowdeblur.cli, "demo_training_config", tiny_training)
+    monkeypatch.setattr(flowdeblur.cli, "_evaluate_and_write", evaluate_and_write)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--train", "--output-dir", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"trained model: {out / 'training' / 'model'}" in result.stdout
+    assert evaluated["model_dir"] == out / "training" / "model"
+    assert evaluated["model"].config == UMLINConfig(**TINY)
+    assert evaluated["dataset"]["dataset"] == "builtin" and evaluated["dataset"]["split"] == "test"
+
+
+def test_demo_train_with_a_model_is_a_usage_error(tmp_path, model_dir):
+    result = CliRunner().invoke(main, ["demo", "--train", "--model", str(model_dir)])
+    assert result.exit_code == 2 and "--train" in result.output

@@ -1,0 +1,147 @@
+"""The recipes' command line: flags and defaults, settings checks, and clear errors before any model is built."""
+
+import ast
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from accelerate.utils.imports import is_tensorboard_available
+
+from flowdeblur.data import BlurSpec
+from flowdeblur.train import TrainConfig, TrainConfigError, cli
+from flowdeblur.train import trainer as trainer_module
+from flowdeblur.train.checkpoints import resolve_resume
+from flowdeblur.train.cli import build_parser, config_from_args, run_recipe
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+COMMON_FLAGS = (
+    "--dataset", "--data-dir", "--output-dir", "--stage1-steps", "--stage2-steps", "--stage3-steps", "--batch-size",
+    "--image-size", "--mixed-precision", "--seed", "--checkpointing-steps", "--resume-from-checkpoint",
+    "--validation-steps",
+)
+# recipe: (dataset, batch size, blur kind): the paper's settings (§4.1)
+PAPER_DEFAULTS = {
+    "lsun": ("lsun", 32, "gaussian"), "celeba": ("celeba", 32, "gaussian"), "gopro": ("gopro", 16, "None"),
+    "lai": ("lai", 16, "None"), "builtin": ("builtin", 8, "gaussian"),
+}
+
+
+def recipe_command(name: str, *args: str) -> list[str]:
+    return [sys.executable, str(RECIPES / f"train_{name}.py"), *args]
+
+
+def recipe_help(name: str, monkeypatch) -> str:
+    """The --help text of a recipe, built in-process from the defaults the recipe hands to run_recipe."""
+    handed = {}
+    monkeypatch.setattr(cli, "run_recipe", lambda description, **defaults: handed.update(defaults, doc=description))
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(RECIPES / f"train_{name}.py"), run_name="__main__")
+    return cli.build_parser(handed.pop("doc"), **handed).format_help()
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
+def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
+    text = " ".join(recipe_help(name, monkeypatch).split())
+    every_flag = ["--" + dest.replace("_", "-") for dest in vars(build_parser("").parse_args([]))]
+    for flag in (*COMMON_FLAGS, *every_flag):
+        assert flag in text, flag
+    assert text.count("(default:") == len(every_flag)
+    dataset, batch_size, blur = PAPER_DEFAULTS[name]
+    assert f"dataset to train on (default: {dataset})" in text
+    assert f"images per process and step (default: {batch_size})" in text
+    assert f"unset: the dataset's default (default: {blur})" in text
+    for architecture in ("wavelet levels L (default: 3)", "flow steps K per level (default: 4)",
+                         "coupling subnet kernel size (default: 5)", "Y channel (paper) or RGB (default: y)"):
+        assert architecture in text, architecture
+
+
+def test_a_recipe_prints_its_help_from_the_command_line():
+    result = subprocess.run(recipe_command("lsun", "--help"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert all(flag in result.stdout for flag in COMMON_FLAGS)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
+def test_recipes_differ_only_in_their_defaults(name):
+    module = ast.parse((RECIPES / f"train_{name}.py").read_text(encoding="utf-8"))
+    docstring, imports, main = module.body
+    assert ast.get_docstring(module) and isinstance(imports, ast.ImportFrom)
+    assert imports.module == "flowdeblur.train.cli" and [a.name for a in imports.names] == ["run_recipe"]
+    (statement,) = main.body
+    call = statement.exc.args[0]
+    assert call.func.id == "run_recipe" and [a.id for a in call.args] == ["__doc__"]
+    assert all(isinstance(keyword.value, ast.Constant) for keyword in call.keywords)
+
+
+def test_flags_become_the_train_config():
+    args = build_parser("", dataset="lsun", batch_size=32, blur_kind="gaussian").parse_args(
+        ["--data-dir", "/data/lsun", "--stage2-steps", "7", "--stage3-lr", "5e-5", "--levels", "2", "--steps", "1",
+         "--checkpoints-total-limit", "0", "--resume-from-checkpoint", "latest", "--mixed-precision", "bf16"]
+    )
+    config = config_from_args(args)
+    assert config.dataset == "lsun" and config.data_dir == Path("/data/lsun") and config.batch_size == 32
+    assert config.stage_steps == (50_000, 7, 10_000) and config.learning_rates == (1e-3, 1e-3, 5e-5)
+    assert config.model.levels == 2 and config.model.steps == 1 and config.model.kernel_size == 5
+    assert config.blur == BlurSpec() and config.checkpoints_total_limit is None
+    assert config.resume_from_checkpoint == "latest" and config.mixed_precision == "bf16"
+
+
+def test_unknown_recipe_defaults_are_refused():
+    with pytest.raises(TypeError, match="batchsize"):
+        build_parser("", batchsize=3)
+
+
+@pytest.mark.parametrize(
+    ("settings", "flag"),
+    [({"l1_weight": 1.0}, "--l1-weight"), ({"image_size": 100}, "--image-size"), ({"stage_steps": (0, 0, 0)}, "stage"),
+     ({"mixed_precision": "fp8"}, "--mixed-precision"), ({"batch_size": 0}, "--batch-size")],
+)
+def test_impossible_settings_name_the_flag_to_change(settings, flag):
+    with pytest.raises(TrainConfigError, match=flag):
+        TrainConfig(**settings)
+
+
+def test_a_missing_dataset_folder_is_one_line_naming_path_layout_and_docs(tmp_path):
+    missing = tmp_path / "GOPRO_Large"
+    result = subprocess.run(
+        recipe_command("gopro", "--data-dir", str(missing), "--output-dir", str(tmp_path / "out")),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert str(missing) in line and "{blur,blur_gamma,sharp}" in line and "docs/datasets.md" in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["--data-dir", "/no/such/lsun"]])
+def test_no_model_is_built_for_a_missing_dataset(tmp_path, monkeypatch, capsys, argv):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built before the dataset was checked")
+
+    monkeypatch.setattr(trainer_module, "WaveletUNetFlow", refuse)
+    assert run_recipe("", argv=[*argv, "--output-dir", str(tmp_path)], dataset="lsun") == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "docs/datasets.md" in error
+    assert ("--data-dir" in error) if not argv else ("/no/such/lsun" in error and "LMDB" in error)
+
+
+@pytest.mark.skipif(is_tensorboard_available(), reason="tensorboard is installed")
+def test_report_to_tensorboard_without_tensorboard_says_what_to_install(tmp_path, capsys):
+    assert run_recipe("", argv=["--report-to", "tensorboard", "--output-dir", str(tmp_path)]) == 2
+    assert "pip install tensorboard" in capsys.readouterr().err
+
+
+def test_resume_lookup(tmp_path):
+    assert resolve_resume(tmp_path, None) is None
+    assert resolve_resume(tmp_path, "latest") is None
+    for step in (5, 10):
+        (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+    (tmp_path / "checkpoints" / ".checkpoint-15.tmp").mkdir()  # a save that never finished
+    assert resolve_resume(tmp_path, "latest") == tmp_path / "checkpoints" / "checkpoint-10"
+    with pytest.raises(TrainConfigError, match="--resume-from-checkpoint latest"):
+        resolve_resume(tmp_path, None)  # a fresh run would mix with the earlier one
+    with pytest.raises(TrainConfigError, match="no such folder"):
+        resolve_resume(tmp_path, str(tmp_path / "checkpoints" / "checkpoint-7"))

@@ -1,0 +1,127 @@
+"""Real 2-process training on CPU through Accelerate's launcher (torchrun underneath, gloo between processes).
+
+Accelerate 1.x starts a single process for ``accelerate launch --cpu --num_processes 2`` (its multi-CPU path
+needs MPI), so these runs use ``--multi_gpu`` with ``ACCELERATE_USE_CPU=1``: two CPU processes, one process group.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from flowdeblur import WaveletUNetFlow
+from flowdeblur.train.trainer import weight_digest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_FLAGS = [
+    "--levels", "2", "--steps", "1", "--hidden-channels", "8", "--transfer-hidden-channels", "8",
+    "--transfer-blocks", "1", "--batch-size", "2", "--image-size", "32", "--num-workers", "0", "--warmup-steps", "1",
+]
+
+
+def accelerate_launch(script: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", "0", str(script), *args,
+    ]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def launch_lsun_recipe(output_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return accelerate_launch(
+        REPO / "recipes" / "train_lsun.py", "--dataset", "builtin", *TINY_FLAGS, "--stage1-steps", "2",
+        "--stage2-steps", "2", "--stage3-steps", "2", "--validation-images", "3", "--checkpointing-steps", "3",
+        "--output-dir", str(output_dir), *args,
+    )
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("two-processes")
+    return output_dir, launch_lsun_recipe(output_dir).stderr
+
+
+@pytest.mark.slow
+def test_two_processes_train_all_three_stages_and_end_with_the_same_weights(two_process_run):
+    output_dir, log = two_process_run
+    assert "training on 2 process(es)" in log
+    assert "stage 1/3 (mlr) done: 2 steps" in log and "bits/dim" in log
+    assert "stage 2/3 (transfer) done: 2 steps" in log and "stage 3/3 (ssim) done: 2 steps" in log
+    assert log.count("images/s") == 3 and "on 3 images" in log  # gathered once each, without padding
+    model = WaveletUNetFlow.from_pretrained(output_dir / "model")
+    metadata = model.metadata
+    assert metadata["processes"] == 2
+    assert metadata["weight_digests"] == [weight_digest(model)] * 2
+    assert metadata["stage_steps"] == {"mlr": 2, "transfer": 2, "ssim": 2}
+    assert metadata["validation"]["images"] == 3 and metadata["dataset"]["dataset"] == "builtin"
+    checkpoint = output_dir / "checkpoints" / "checkpoint-3"
+    assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors"} <= {p.name for p in checkpoint.iterdir()}
+
+
+@pytest.mark.slow
+def test_two_processes_resume_mid_stage_to_the_same_weights(two_process_run, tmp_path):
+    output_dir, _ = two_process_run
+    uninterrupted = WaveletUNetFlow.from_pretrained(output_dir / "model").state_dict()
+    checkpoint = output_dir / "checkpoints" / "checkpoint-3"  # stage 2, step 1 of 2
+    log = launch_lsun_recipe(tmp_path, "--resume-from-checkpoint", str(checkpoint)).stderr
+    assert "resumed from" in log and "stage 2/3 (transfer), step 1 of 2 (global step 3)" in log
+    resumed = WaveletUNetFlow.from_pretrained(tmp_path / "model")
+    assert resumed.metadata["weight_digests"] == [weight_digest(resumed)] * 2
+    for name, tensor in resumed.state_dict().items():
+        torch.testing.assert_close(tensor, uninterrupted[name], rtol=0, atol=1e-6, msg=name)
+
+
+POISONED_RUN = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from flowdeblur import UMLINConfig
+    from flowdeblur.train import TrainConfig, train
+    from flowdeblur.train.loaders import EpochSampler, load_datasets
+
+    config = TrainConfig(
+        output_dir=Path(sys.argv[1]), stage_steps=(3, 1, 1), batch_size=2, image_size=32, num_workers=0,
+        warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
+        model=UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1),
+    )
+    train_set, val_set = load_datasets(config)
+    # Global batch 3 of epoch 0 is the second batch of process 1 only: step 2 is bad on one process.
+    bad = list(EpochSampler(train_set, config.seed))[3 * config.batch_size]
+
+
+    class Poisoned(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(train_set)
+
+        def __getitem__(self, index):
+            item = dict(train_set[index])
+            if index == bad:
+                item["blurry"] = torch.full_like(item["blurry"], float("nan"))
+            return item
+
+
+    train(config, datasets=(Poisoned(), val_set))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_nan_batch_on_one_process_is_skipped_by_both(tmp_path):
+    script = tmp_path / "poisoned_run.py"
+    script.write_text(POISONED_RUN, encoding="utf-8")
+    result = accelerate_launch(script, str(tmp_path / "run"))
+    assert "step 2 (stage 1): loss or gradients not finite" in result.stderr
+    model = WaveletUNetFlow.from_pretrained(tmp_path / "run" / "model")
+    assert model.metadata["skipped_steps"] == 1 and model.metadata["processes"] == 2
+    assert model.metadata["weight_digests"] == [weight_digest(model)] * 2

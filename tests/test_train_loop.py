@@ -1,0 +1,210 @@
+"""The training loop in one CPU process: what each stage trains, exact resume, bf16, and the non-finite guard."""
+
+import logging
+import math
+
+import pytest
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+from torch.utils.data import Dataset
+
+from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.train import TrainConfig, train
+from flowdeblur.train import trainer as trainer_module
+from flowdeblur.train.checkpoints import list_checkpoints
+from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
+from flowdeblur.train.stages import STAGES, StageObjective
+from tests.flow_checks import ROUND_TRIP_TOLERANCE
+
+TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)
+
+
+def tiny_config(tmp_path, name="run", **overrides) -> TrainConfig:
+    settings = dict(
+        output_dir=tmp_path / name, model=TINY, stage_steps=(2, 2, 2), batch_size=2, image_size=32, num_workers=0,
+        warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Accelerate keeps one global state per process; each run here starts its own (on one thread: the models
+    are so small that more threads only add overhead)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    torch.set_num_threads(threads)
+
+
+def final_weights(path) -> dict[str, torch.Tensor]:
+    return WaveletUNetFlow.from_pretrained(path).state_dict()
+
+
+@pytest.mark.parametrize("shared_codec", [False, True])
+@pytest.mark.parametrize("index", range(3))
+def test_each_stage_sends_gradients_to_exactly_the_parameters_it_trains(index, shared_codec):
+    torch.manual_seed(0)
+    model = WaveletUNetFlow(TINY)
+    blurry, sharp = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
+    model.initialize(blurry, sharp)
+    objective = StageObjective(model, l1_weight=0.01, shared_codec=shared_codec)
+    objective.stage = index
+    objective(blurry, sharp)["loss"].backward()
+    with_grad = {id(p) for p in model.parameters() if p.grad is not None}
+    trained = model.flows["blur"] if shared_codec and index == 0 else None
+    expected = STAGES[index].parameters(model) if trained is None else list(trained.parameters())
+    assert with_grad == {id(p) for p in expected}
+
+
+@pytest.mark.parametrize("codec", ["shared", "separate"])
+def test_a_shared_codec_hands_stage_1_inns_to_the_sharp_branch(tmp_path, codec):
+    weights = final_weights(train(tiny_config(tmp_path, codec, stage_steps=(2, 0, 0), codec=codec)))
+    blur = {k[len("flows.blur."):]: v for k, v in weights.items() if k.startswith("flows.blur.")}
+    sharp = {k[len("flows.sharp."):]: v for k, v in weights.items() if k.startswith("flows.sharp.")}
+    same = all(torch.equal(blur[k], sharp[k]) for k in blur)
+    assert same == (codec == "shared")
+
+
+class _InterruptedError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("interrupt_at", "accumulation"), [(3, 1), (2, 2)])  # mid stage 2; at the 1 -> 2 boundary
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
+    tmp_path, monkeypatch, interrupt_at, accumulation
+):
+    stages = dict(stage_steps=(2, 3, 2), gradient_accumulation_steps=accumulation)
+    reference = final_weights(train(tiny_config(tmp_path, "uninterrupted", **stages)))
+
+    save = trainer_module.save_checkpoint
+
+    def save_then_stop(accelerator, output_dir, step):
+        path = save(accelerator, output_dir, step)
+        if step == interrupt_at:
+            raise _InterruptedError
+        return path
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_stop)
+    config = tiny_config(tmp_path, "interrupted", checkpointing_steps=1, checkpoints_total_limit=2, **stages)
+    with pytest.raises(_InterruptedError):
+        train(config)
+    assert [p.name for p in list_checkpoints(config.output_dir)] == [
+        f"checkpoint-{interrupt_at - 1}", f"checkpoint-{interrupt_at}"
+    ]
+    monkeypatch.undo()
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+    at_interruption = load_file(config.output_dir / "checkpoints" / f"checkpoint-{interrupt_at}" / "model.safetensors")
+    resumed = final_weights(train(tiny_config(tmp_path, "interrupted", resume_from_checkpoint="latest", **stages)))
+    assert not list((config.output_dir / "checkpoints").glob(".*"))  # no temporary folders left behind
+    for name, tensor in reference.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
+    moved = [name for name, tensor in resumed.items() if not torch.equal(at_interruption[f"model.{name}"], tensor)]
+    assert moved, "training after the interruption should change the weights, or the comparison proves nothing"
+
+
+def test_bf16_training_keeps_losses_finite_and_the_model_exactly_invertible(tmp_path):
+    seen = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, inputs, output: seen.add(output.dtype) if isinstance(module, torch.nn.Conv2d) else None
+    )
+    try:
+        path = train(tiny_config(tmp_path, mixed_precision="bf16"))
+    finally:
+        hook.remove()
+    assert torch.bfloat16 in seen, "the subnets should have run in bf16"
+    model = WaveletUNetFlow.from_pretrained(path)
+    assert model.metadata["skipped_steps"] == 0
+    for summary in model.metadata["stages"].values():
+        assert all(math.isfinite(v) for v in summary.values())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    image = torch.rand(3, 1, 32, 32)
+    for branch in ("blur", "sharp"):
+        encoding = model.encode(image, branch)
+        restored = model.decode(encoding.latents, encoding.coarsest, encoding.size, branch)
+        assert (restored - image).abs().max().item() < ROUND_TRIP_TOLERANCE[torch.float32]
+
+
+class _EpochTagged(Dataset):
+    """Six items that say which index and epoch they were read in."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> dict:
+        return {"blurry": torch.tensor([index, self.epoch]), "sharp": torch.zeros(2)}
+
+
+def test_the_batch_stream_resumes_mid_epoch_and_across_epochs(tmp_path):
+    config = tiny_config(tmp_path, batch_size=2)
+    accelerator = Accelerator()
+    raw = training_loader(_EpochTagged(), config)
+    loader = accelerator.prepare(raw)
+
+    def batches(start: int, count: int) -> list[list[tuple[int, int]]]:
+        stream = batch_stream(accelerator, loader, raw.sampler, start)
+        return [[tuple(row) for row in next(stream)["blurry"].tolist()] for _ in range(count)]
+
+    full = batches(0, 9)  # three epochs of three batches
+    for epoch in range(3):
+        seen = [item for batch in full[3 * epoch : 3 * epoch + 3] for item in batch]
+        assert sorted(seen) == [(index, epoch) for index in range(6)]
+    assert [i for i, _ in sum(full[:3], [])] != [i for i, _ in sum(full[3:6], [])], "each epoch has its own order"
+    assert batches(4, 5) == full[4:]
+    assert batches(3, 6) == full[3:]
+
+
+class _Poisoned(Dataset):
+    """A dataset with one item's blurry image made NaN."""
+
+    def __init__(self, dataset: Dataset, bad_index: int):
+        self.dataset, self.bad_index = dataset, bad_index
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.dataset[index])
+        if index == self.bad_index:
+            item["blurry"] = torch.full_like(item["blurry"], float("nan"))
+        return item
+
+
+def test_a_nan_batch_is_skipped_counted_and_logged_and_training_goes_on(tmp_path, caplog):
+    config = tiny_config(tmp_path, stage_steps=(3, 1, 1))
+    train_set, val_set = load_datasets(config)
+    second_batch = list(EpochSampler(train_set, config.seed))[config.batch_size]
+    with caplog.at_level(logging.INFO, logger="flowdeblur"):
+        path = train(config, datasets=(_Poisoned(train_set, second_batch), val_set))
+    model = WaveletUNetFlow.from_pretrained(path)
+    assert model.metadata["skipped_steps"] == 1
+    assert model.metadata["stages"]["mlr"]["skipped_steps"] == 1
+    assert math.isfinite(model.metadata["stages"]["mlr"]["loss"])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    skipped = [r.getMessage() for r in caplog.records if "update skipped" in r.getMessage()]
+    assert len(skipped) == 1 and "step 2 (stage 1)" in skipped[0]
+    assert "1 skipped steps" in next(r.getMessage() for r in caplog.records if "(mlr) done" in r.getMessage())
+
+
+def test_report_to_tensorboard_logs_steps_and_validations(tmp_path):
+    event_processing = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    train(tiny_config(tmp_path, stage_steps=(1, 1, 1), report_to="tensorboard"))
+    events = event_processing.EventAccumulator(str(tmp_path / "run" / "logs" / "flowdeblur"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/bpd_blur", "train/lr", "train/grad_norm", "val/psnr", "val/blurry_psnr"} <= tags
+    assert [event.step for event in events.Scalars("train/loss")] == [1, 2, 3]
