@@ -140,7 +140,7 @@ def _read_and_deblur(
     model: WaveletUNetFlow, source: Path, options: TileOptions, progress: bool
 ) -> tuple[Tensor, ImageInfo]:
     """Read a file and deblur it behind a tile progress bar; the input is freed on return, before writing."""
-    image, info = read_image_with_info(source)
+    image, info = read_image_with_info(source, keep_alpha=True)
     tiles = tile_count(model, info.height, info.width, options)
     with tqdm(total=tiles, desc=source.name, unit="tile", leave=False, disable=not progress or tiles == 1) as bar:
         return deblur_image(model, image, options, on_tile=bar.update), info

@@ -49,7 +49,6 @@ def test_output_keeps_size_bit_depth_and_mode(tmp_path, model_dir, suffix, chann
     assert "deblurred 1 image(s)" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="flowdeblur.data.io drops alpha when reading and cannot write RGBA yet")
 def test_rgba_keeps_its_alpha(tmp_path, model_dir):
     rgb = smooth(12, 30, 34, 3)
     alpha = pattern(13, 30, 34, 1)

@@ -135,3 +135,22 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
         write_image(target, torch.ones(1, 4, 4))
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "bits", "channels"), [(".png", 8, 2), (".png", 8, 4), (".png", 16, 4), (".tif", 16, 4)]
+)
+def test_alpha_round_trips_when_asked_for(tmp_path, suffix, bits, channels):
+    scale = 255 if bits == 8 else 65535
+    levels = torch.from_numpy(pattern(3, 6, 9, channels, np.uint16 if bits == 16 else np.uint8).astype(np.int64))
+    image = levels.permute(2, 0, 1).double().div(scale).float()
+    path = write_image(tmp_path / f"alpha{suffix}", image, bit_depth=bits)
+    back, info = read_image_with_info(path, keep_alpha=True)
+    assert info.has_alpha and info.bit_depth == bits
+    torch.testing.assert_close(back.double().mul(scale).round(), levels.permute(2, 0, 1).double())
+    assert read_image(path).shape[0] == channels - 1
+
+
+def test_alpha_is_refused_for_formats_without_it(tmp_path):
+    with pytest.raises(ValueError, match="JPEG cannot hold an alpha channel"):
+        write_image(tmp_path / "x.jpg", torch.rand(4, 4, 4))

@@ -88,14 +88,15 @@ def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarra
         raise DatasetError(f"cannot be decoded as a 16-bit PNG ({exc})", path=name, expected=READABLE) from exc
 
 
-def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str) -> np.ndarray:
-    """Decoded samples without alpha: (H, W) or (H, W, 3), uint8 or uint16."""
+def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str, keep_alpha: bool) -> np.ndarray:
+    """Decoded samples: (H, W) or (H, W, 3), plus an alpha plane if asked for and present; uint8 or uint16."""
+    alpha = keep_alpha and info.has_alpha
     if info.bit_depth == 16 and info.channels == 3:
-        return _colour_16(source, image, name)[..., :3]
+        return _colour_16(source, image, name)[..., : 4 if alpha else 3]
     image = ImageOps.exif_transpose(image)
     if info.bit_depth == 16:
         return np.asarray(image).astype(np.uint16)
-    return np.asarray(image.convert("L" if info.channels == 1 else "RGB"))
+    return np.asarray(image.convert(("L" if info.channels == 1 else "RGB") + ("A" if alpha else "")))
 
 
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -107,13 +108,13 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
 
 
-def _decode(source: Path | bytes, name: str) -> tuple[torch.Tensor, ImageInfo]:
+def _decode(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
     """Decode a file or bytes into a (C, H, W) tensor in [0, 1] and its ImageInfo."""
     with _open(source, name) as image:
         _supported(image, name)
         info = _info(image)
         try:
-            array = _pixels(source, image, info, name)
+            array = _pixels(source, image, info, name, keep_alpha)
         except DatasetError:
             raise
         except (OSError, SyntaxError, ValueError) as exc:
@@ -128,9 +129,12 @@ def probe_image(path: str | Path) -> ImageInfo:
         return _info(image)
 
 
-def read_image_with_info(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
-    """An image file as a float32 (C, H, W) tensor in [0, 1] (C = 1 or 3), with what the file held."""
-    return _decode(Path(path), str(path))
+def read_image_with_info(path: str | Path, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
+    """An image file as a float32 (C, H, W) tensor in [0, 1] (C = 1 or 3), with what the file held.
+
+    With ``keep_alpha`` an alpha channel, where the file has one, comes last (C = 2 or 4).
+    """
+    return _decode(Path(path), str(path), keep_alpha)
 
 
 def read_image(path: str | Path) -> torch.Tensor:
@@ -144,14 +148,16 @@ def decode_image(data: bytes, name: str) -> torch.Tensor:
 
 
 def _encode(target: Path, array: np.ndarray, image_format: str) -> None:
-    """Write an (H, W) or (H, W, 3) uint8/uint16 array in ``image_format`` to ``target``."""
+    """Write an (H, W) or (H, W, 2..4) uint8/uint16 array (gray, gray+alpha, RGB, RGBA) in ``image_format``."""
     if array.dtype == np.uint16 and array.ndim == 3:
+        height, width, planes = array.shape
         if image_format == "TIFF":
-            tifffile.imwrite(target, array, photometric="rgb")
+            photometric = "minisblack" if planes == 2 else "rgb"
+            tifffile.imwrite(target, array, photometric=photometric, extrasamples=("unassalpha",) * (planes % 2 == 0))
         else:
-            height, width, _ = array.shape
+            writer = png.Writer(width, height, bitdepth=16, greyscale=planes < 3, alpha=planes % 2 == 0)
             with target.open("wb") as file:
-                png.Writer(width, height, bitdepth=16, greyscale=False).write(file, array.reshape(height, -1))
+                writer.write(file, array.reshape(height, -1))
         return
     options = {"quality": 95} if image_format == "JPEG" else {}
     Image.fromarray(array).save(target, format=image_format, **options)
@@ -160,8 +166,8 @@ def _encode(target: Path, array: np.ndarray, image_format: str) -> None:
 def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode: str | None = None) -> Path:
     """Save a (C, H, W) tensor in [0, 1] as PNG/JPEG/TIFF/BMP, atomically (temporary name, then rename).
 
-    ``bit_depth`` is 8 or 16 (16 for PNG and TIFF only); ``mode`` is "L" or "RGB" (default: from the channel
-    count; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded.
+    ``bit_depth`` is 8 or 16 (16 for PNG and TIFF only); ``mode`` is "L", "LA", "RGB" or "RGBA" (default: from
+    the channel count, 1 to 4; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded.
     """
     path = Path(path)
     image_format = _FORMATS.get(path.suffix.lower())
@@ -169,11 +175,14 @@ def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode:
         raise ValueError(f"{path}: cannot tell the image format from the suffix; use one of {sorted(_FORMATS)}")
     if bit_depth not in (8, 16) or (bit_depth == 16 and image_format not in ("PNG", "TIFF")):
         raise ValueError(f"{path}: bit_depth {bit_depth} is not possible for {image_format} (8, or 16 for PNG/TIFF)")
-    if image.dim() != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (C, H, W) image with 1 or 3 channels, got shape {tuple(image.shape)}")
-    mode = mode or ("L" if image.shape[0] == 1 else "RGB")
-    if mode not in ("L", "RGB") or (mode == "L" and image.shape[0] == 3):
-        raise ValueError(f"mode {mode!r} does not fit a {image.shape[0]}-channel image (use 'L' or 'RGB')")
+    modes = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+    if image.dim() != 3 or image.shape[0] not in modes:
+        raise ValueError(f"expected a (C, H, W) image with 1 to 4 channels, got shape {tuple(image.shape)}")
+    mode = mode or modes[image.shape[0]]
+    if (mode, image.shape[0]) not in {("L", 1), ("LA", 2), ("RGB", 1), ("RGB", 3), ("RGBA", 4)}:
+        raise ValueError(f"mode {mode!r} does not fit a {image.shape[0]}-channel image")
+    if "A" in mode and image_format not in ("PNG", "TIFF"):
+        raise ValueError(f"{path}: {image_format} cannot hold an alpha channel; use .png or .tif")
     if mode == "RGB":
         image = image.expand(3, -1, -1)
     scale = 255 if bit_depth == 8 else 65535
