@@ -75,5 +75,6 @@ def ssim_loss(restored: Tensor, sharp: Tensor, sharpness: float = 4.0) -> Tensor
     saturating for very dissimilar ones so a few bad images cannot dominate a batch. SSIM is torchmetrics'
     Gaussian-window SSIM on [0, 1] data, computed per image and averaged.
     """
-    ssim = structural_similarity_index_measure(_wide(restored), _wide(sharp), data_range=1.0, reduction="none")
-    return (2.0 * torch.sigmoid(sharpness * (1.0 - ssim)) - 1.0).mean()
+    with torch.autocast(device_type=restored.device.type, enabled=False):
+        ssim = structural_similarity_index_measure(_wide(restored), _wide(sharp), data_range=1.0, reduction="none")
+        return (2.0 * torch.sigmoid(sharpness * (1.0 - ssim)) - 1.0).mean()

@@ -54,3 +54,12 @@ def test_ssim_loss_is_zero_for_identical_images_and_grows_with_blur():
     assert 0 < ssim_loss(mild, sharp) < ssim_loss(strong, sharp) < 1
     ssim_loss(restored, sharp).backward()
     assert restored.grad.abs().sum() > 0
+
+
+def test_ssim_loss_is_computed_in_float32_under_autocast():
+    sharp = torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(1))
+    restored = (sharp + 0.05).clamp(0, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = ssim_loss(restored, sharp)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, ssim_loss(restored, sharp))

@@ -23,6 +23,7 @@ LOADERS: dict[str, Callable[..., Loaded]] = {
     "celeba": celeba.load,
     "lsun": lsun.load,
 }
+LAYOUTS = {module.__name__.rsplit(".", 1)[-1]: module.EXPECTED for module in (celeba, gopro, lai, lsun, paired)}
 SYNTHETIC = frozenset({"builtin", "celeba", "lsun"})
 SECTIONS = {"builtin": "built-in", "paired": "paired-folders", "lai": "lai-et-al-2016"}
 
@@ -40,7 +41,7 @@ def _check(name: str, root: str | Path | None, split: str, color: str, seed: int
         raise DatasetError(f"unknown dataset {name!r}", expected=f"one of {DATASET_NAMES}")
     if (root is None) != (name == "builtin"):
         problem = "the built-in dataset takes no root" if name == "builtin" else f"{name} needs root=<its folder>"
-        raise DatasetError(problem, section=section)
+        raise DatasetError(problem, expected=LAYOUTS.get(name), section=section)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}", expected=f"one of {SPLITS}")
     if color not in COLORS:

@@ -31,7 +31,8 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("mlr", "L_MLR (Eq. 13) on both branches' INNs", ("flows.blur", "flows.sharp")),
+    Stage("mlr", "L_MLR (Eq. 13) on the INNs (one codec for both branches unless --codec separate)",
+          ("flows.blur", "flows.sharp")),
     Stage("transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",)),
     Stage("ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
           ("flows.sharp", "transfer")),
