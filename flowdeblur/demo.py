@@ -7,20 +7,22 @@ from pathlib import Path
 from .config import UMLINConfig
 from .train import TrainConfig
 
-DEMO_MODEL = UMLINConfig(levels=3, steps=2, hidden_channels=32, transfer_hidden_channels=32, transfer_blocks=1)
-DEMO_STAGE_STEPS = (300, 150, 150)
+DEMO_MODEL = UMLINConfig(levels=3, steps=2, hidden_channels=32, transfer_hidden_channels=64, transfer_blocks=2)
+DEMO_STAGE_STEPS = (150, 100, 400)
+DEMO_LEARNING_RATES = (1e-3, 1e-3, 3e-4)
 
 
 def demo_training_config(output_dir: Path, seed: int = 0) -> TrainConfig:
-    """The demo's training run: built-in train split, 64-pixel crops, the three stages, no checkpoints."""
+    """The demo's training run: the shipped model's recipe (docs/model-card.md), shortened, with no checkpoints."""
     return TrainConfig(
         dataset="builtin",
         output_dir=output_dir,
         model=DEMO_MODEL,
         image_size=64,
-        batch_size=8,
+        batch_size=16,
         num_workers=0,
         stage_steps=DEMO_STAGE_STEPS,
+        learning_rates=DEMO_LEARNING_RATES,
         warmup_steps=20,
         seed=seed,
         checkpointing_steps=0,
