@@ -1,0 +1,342 @@
+"""Deblurring quality at a fixed training budget: classical methods, a plain U-Net, UML-IN and the paper's ablation.
+
+On the built-in images (train split for training, val split for tuning, the 24 test crops of 128 x 128 for the
+scores), for three blur protocols: Y-PSNR and SSIM (8-bit rounded, per image then averaged) of
+
+- the blurry input; unsharp masking; Wiener and Richardson-Lucy deconvolution given the true kernel, each with
+  its one parameter tuned on the val split (Y-PSNR), scored on Y;
+- UML-IN (all three stages, L1 weight 0.01), trained by ``flowdeblur.train.train`` for ``--budget-seconds`` of
+  optimiser steps, split over the stages in the fixed shares of ``STAGE_SHARES``;
+- a plain residual U-Net with UML-IN's parameter count (within 10 %), trained on the same crops and batches with
+  Adam and an L1 loss for exactly as many seconds as UML-IN's three stages took;
+- on the paper's 3x3 Gaussian protocol, the paper's Table 2 ablation, each row with the same budget.
+
+    python benchmarks/quality.py                         # the full run (about 45 minutes on 2 CPU cores)
+    python benchmarks/quality.py --budget-seconds 1200   # a longer budget, e.g. on a GPU
+    python benchmarks/quality.py --quick                 # a smoke run of about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from common import (
+    SHIPPED_SIZE,
+    TINY,
+    add_common_arguments,
+    describe_machine,
+    machine,
+    markdown_table,
+    set_threads,
+    write_json,
+)
+from torch import Tensor
+from torch.utils.data import Subset
+from unet import parameter_count, train_for, unet_with_parameters
+
+from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.baselines import BASELINES, tune
+from flowdeblur.data import BlurSpec, DeblurDataset, build_dataset
+from flowdeblur.inference import resolve_device
+from flowdeblur.metrics import image_scores
+from flowdeblur.train import TrainConfig, train
+from flowdeblur.train.loaders import batch_stream, training_loader
+
+PROTOCOLS: dict[str, tuple[str, BlurSpec]] = {
+    "gaussian3": ("3×3 Gaussian σ=1 (paper)", BlurSpec()),
+    "gaussian9": ("9×9 Gaussian σ=2", BlurSpec(kernel_size=9, sigma=2.0)),
+    "motion15": ("15×15 motion", BlurSpec(kind="motion", kernel_size=15)),
+}
+ABLATION_PROTOCOL = "gaussian3"
+TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
+STAGE_SHARES = (0.2, 0.2, 0.6)  # of the budget for stages 1, 2, 3; without stage 3, stages 1 and 2 split it 1:1
+LEARNING_RATES = (1e-3, 1e-3, 3e-4)
+L1_WEIGHT = 0.01
+SEED = 0
+Triple = tuple[Tensor, Tensor, Tensor]
+Restorer = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the paper's Table 2: whether stage 1 has the L1 term and whether stage 3 (L_SSIM) runs."""
+
+    name: str
+    l1_weight: float
+    ssim_stage: bool
+
+    @property
+    def slug(self) -> str:
+        """A folder name for this variant's training run."""
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
+
+    def shares(self) -> tuple[float, float, float]:
+        """The fraction of the budget each stage gets."""
+        if self.ssim_stage:
+            return STAGE_SHARES
+        first_two = STAGE_SHARES[0] + STAGE_SHARES[1]
+        return STAGE_SHARES[0] / first_two, STAGE_SHARES[1] / first_two, 0.0
+
+
+VARIANTS = (
+    Variant("UML-IN (L_ML only)", 0.0, ssim_stage=False),
+    Variant("+ SSIM", 0.0, ssim_stage=True),
+    Variant("+ L1", L1_WEIGHT, ssim_stage=False),
+    Variant("+ L1 + SSIM", L1_WEIGHT, ssim_stage=True),
+)
+FULL = VARIANTS[-1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a run trains and scores: the model, the budget, crops, batch, how many val/test images."""
+
+    model: UMLINConfig
+    budget_seconds: float
+    crop_size: int
+    batch_size: int
+    images: int
+    calibration_steps: int
+    warmup_steps: int
+    protocols: tuple[str, ...]
+    work_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        return {
+            "model": self.model.to_dict(),
+            "budget_seconds": self.budget_seconds,
+            "stage_shares": STAGE_SHARES,
+            "learning_rates": LEARNING_RATES,
+            "l1_weight": L1_WEIGHT,
+            "crop_size": self.crop_size,
+            "batch_size": self.batch_size,
+            "test_crop": TEST_CROP,
+            "images": self.images,
+            "calibration_steps": self.calibration_steps,
+            "warmup_steps": self.warmup_steps,
+            "protocols": {name: PROTOCOLS[name][1].describe(SEED) for name in self.protocols},
+            "ablation_protocol": ABLATION_PROTOCOL,
+            "seed": SEED,
+        }
+
+
+def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
+    """The full run's settings, or tiny ones for ``--quick``."""
+    common = dict(protocols=tuple(args.protocols), work_dir=work_dir)
+    if args.quick:
+        return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
+                        warmup_steps=1, **common)
+    return Settings(SHIPPED_SIZE, args.budget_seconds or 240.0, crop_size=64, batch_size=16, images=24,
+                    calibration_steps=5, warmup_steps=10, **common)
+
+
+# -- data and scores -----------------------------------------------------------------------------------------------
+def split(blur: BlurSpec, name: str, crop_size: int) -> DeblurDataset:
+    """One split of the built-in set on Y, cut on the 128-pixel grid whatever the crop size."""
+    return build_dataset("builtin", split=name, color="y", crop_size=crop_size, seed=SEED, blur=blur,
+                         patch_size=TEST_CROP)
+
+
+def triples(dataset: DeblurDataset, count: int) -> list[Triple]:
+    """(blurry, sharp, true kernel) of the first ``count`` items."""
+    return [(dataset[i]["blurry"], dataset[i]["sharp"], dataset.kernel(i)) for i in range(min(count, len(dataset)))]
+
+
+def scores(restore: Restorer, test: list[Triple]) -> dict[str, float]:
+    """Mean Y-PSNR and SSIM of ``restore`` (a batch (N, 1, H, W) -> the same) over the test triples."""
+    blurry = torch.stack([b for b, _, _ in test])
+    sharp = torch.stack([s for _, s, _ in test])
+    per_image = image_scores(restore(blurry).cpu().float(), sharp, space="y")
+    return {"psnr": float(per_image["psnr"].mean()), "ssim": float(per_image["ssim"].mean())}
+
+
+@torch.inference_mode()
+def model_scores(model: torch.nn.Module, test: list[Triple], device: torch.device) -> dict[str, float]:
+    """Scores of a network that maps a blurry batch to a deblurred one (clipped to [0, 1])."""
+    model.eval().to(device)
+    return scores(lambda batch: model(batch.to(device)).clamp(0.0, 1.0), test)
+
+
+def classical_results(val: list[Triple], test: list[Triple]) -> dict[str, dict[str, Any]]:
+    """The blurry input and each classical method at its parameter tuned on ``val``, scored on ``test``."""
+    results = {"blurry input": scores(lambda batch: batch, test)}
+    for baseline in BASELINES:
+        value = tune(baseline, val)
+        restore, kernels = baseline.restorer(value), [k for _, _, k in test]
+
+        def restore_batch(batch: Tensor, restore=restore, kernels=kernels) -> Tensor:
+            return torch.stack([restore(image, kernel) for image, kernel in zip(batch, kernels, strict=True)])
+
+        results[baseline.name] = {**scores(restore_batch, test), "parameter": baseline.parameter, "value": value}
+    return results
+
+
+# -- UML-IN through the real trainer -------------------------------------------------------------------------------
+def train_config(
+    settings: Settings, output_dir: Path, stage_steps: tuple[int, int, int], l1_weight: float
+) -> TrainConfig:
+    """The training run of one variant: the built-in crops, no checkpoints, validation at stage ends only."""
+    return TrainConfig(
+        dataset="builtin", output_dir=output_dir, model=settings.model, image_size=settings.crop_size,
+        batch_size=settings.batch_size, num_workers=0, stage_steps=stage_steps, learning_rates=LEARNING_RATES,
+        warmup_steps=settings.warmup_steps, l1_weight=l1_weight, mixed_precision="no", seed=SEED,
+        checkpointing_steps=0, validation_steps=0, validation_images=settings.images,
+    )
+
+
+def calibrate(settings: Settings, datasets: tuple[Any, Any], output_dir: Path) -> tuple[float, float, float]:
+    """Seconds per optimiser step of each stage, from a short run of the trainer (its own stage timings)."""
+    steps = settings.calibration_steps
+    model_dir = train(train_config(settings, output_dir, (steps, steps, steps), L1_WEIGHT), datasets)
+    stages = WaveletUNetFlow.from_pretrained(model_dir).metadata["stages"]
+    return tuple(stages[name]["seconds"] / stages[name]["steps"] for name in ("mlr", "transfer", "ssim"))
+
+
+def stage_steps(variant: Variant, budget: float, seconds_per_step: tuple[float, ...]) -> tuple[int, int, int]:
+    """Steps per stage that fill the variant's share of ``budget`` seconds (at least one per stage it runs)."""
+    return tuple(
+        max(1, round(budget * share / seconds)) if share else 0
+        for share, seconds in zip(variant.shares(), seconds_per_step, strict=True)
+    )
+
+
+def train_variant(
+    settings: Settings, variant: Variant, datasets: tuple[Any, Any], seconds_per_step: tuple[float, ...], root: Path
+) -> tuple[WaveletUNetFlow, dict[str, Any]]:
+    """Train one variant for the budget; the model and what its training took."""
+    steps = stage_steps(variant, settings.budget_seconds, seconds_per_step)
+    config = train_config(settings, root / variant.slug, steps, variant.l1_weight)
+    model = WaveletUNetFlow.from_pretrained(train(config, datasets))
+    stages = model.metadata["stages"]
+    return model, {
+        "stage_steps": steps,
+        "train_seconds": sum(stage["seconds"] for stage in stages.values()),
+        "stages": {name: {k: stage[k] for k in ("steps", "seconds", "images_per_second")} for name, stage in
+                   stages.items()},
+        "parameters": model.parameter_counts()["total"],
+    }
+
+
+def unet_results(
+    config: TrainConfig, train_set: DeblurDataset, seconds: float, parameters: int, test: list[Triple],
+    device: torch.device,
+) -> dict[str, Any]:
+    """A U-Net of ``parameters`` parameters trained for ``seconds`` on the batches UML-IN's trainer draws."""
+    torch.manual_seed(SEED)
+    accelerator = Accelerator(mixed_precision="no")
+    loader = training_loader(train_set, config)
+    model, prepared = accelerator.prepare(unet_with_parameters(parameters, channels=config.model.channels), loader)
+    facts = train_for(model, accelerator, batch_stream(accelerator, prepared, loader.sampler), seconds)
+    return {**model_scores(model, test, device), **facts, "parameters": parameter_count(model),
+            "train_seconds": facts["seconds"]}
+
+
+def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[str, Any]:
+    """Every method on one blur protocol; the ablation too on the paper's protocol."""
+    label, blur = PROTOCOLS[name]
+    started = time.perf_counter()
+    train_set = split(blur, "train", settings.crop_size)
+    val_set = split(blur, "val", TEST_CROP)
+    val, test = triples(val_set, settings.images), triples(split(blur, "test", TEST_CROP), settings.images)
+    methods = classical_results(val, test)
+    print(f"[{name}] classical methods done ({time.perf_counter() - started:.0f} s)", flush=True)
+    datasets = (train_set, Subset(val_set, range(min(settings.images, len(val_set)))))
+    root = settings.work_dir / name
+    seconds_per_step = calibrate(settings, datasets, root / "calibration")
+    print(f"[{name}] seconds per step of stages 1-3: {', '.join(f'{s:.3f}' for s in seconds_per_step)}", flush=True)
+    variants = VARIANTS if name == ABLATION_PROTOCOL else (FULL,)
+    ablation = {}
+    for variant in variants:
+        model, facts = train_variant(settings, variant, datasets, seconds_per_step, root)
+        ablation[variant.name] = {**model_scores(model, test, device), **facts}
+        print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
+              f"{facts['train_seconds']:.0f} s {facts['stage_steps']}", flush=True)
+    full = ablation[FULL.name]
+    config = train_config(settings, root / "unet", full["stage_steps"], L1_WEIGHT)
+    methods["U-Net"] = unet_results(config, train_set, full["train_seconds"], full["parameters"], test, device)
+    methods["UML-IN"] = full
+    print(f"[{name}] U-Net: {methods['U-Net']['psnr']:.2f} dB after {methods['U-Net']['steps']} steps", flush=True)
+    return {
+        "label": label, "blur": blur.describe(SEED), "images": len(test), "seconds_per_step": seconds_per_step,
+        "methods": methods, "ablation": ablation if len(ablation) > 1 else {},
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+# -- the table -----------------------------------------------------------------------------------------------------
+def row_label(method: str, result: dict[str, Any]) -> str:
+    """A method's name in the table, with what sets it apart."""
+    labels = {
+        "blurry input": "blurry input",
+        "unsharp masking": "unsharp masking (blind)",
+        "U-Net": f"plain U-Net, {result.get('parameters', 0):,} parameters, L1",
+        "UML-IN": "UML-IN (L1 + SSIM)",
+    }
+    return labels.get(method, method)
+
+
+def table(protocols: dict[str, dict[str, Any]]) -> str:
+    """One Markdown table: every method and ablation row against every protocol run, Y-PSNR and SSIM."""
+    names = list(protocols)
+    header = ["method"] + [f"{protocols[n]['label']}: {m}" for n in names for m in ("Y-PSNR (dB)", "SSIM")]
+    header.append("training (s)")
+    keys = [("methods", m) for m in protocols[names[0]]["methods"]]
+    keys += [("ablation", v.name) for v in VARIANTS if any(p["ablation"] for p in protocols.values())]
+    rows = []
+    for group, key in keys:
+        results = [protocols[n][group].get(key) for n in names]
+        first = next(r for r in results if r is not None)
+        label = row_label(key, first) if group == "methods" else f"Table 2: {key}"
+        cells = [f"{r['psnr']:.2f}\t{r['ssim']:.4f}" if r else "—\t—" for r in results]
+        seconds = "/".join(f"{r['train_seconds']:.0f}" for r in results if r and "train_seconds" in r) or "—"
+        rows.append([label, *"\t".join(cells).split("\t"), seconds])
+    return markdown_table(header, rows)
+
+
+def tuned_values(protocols: dict[str, dict[str, Any]]) -> str:
+    """The classical methods' tuned parameters per protocol, one line."""
+    parts = []
+    for name, protocol in protocols.items():
+        values = [f"{m} {r['parameter']}={r['value']}" for m, r in protocol["methods"].items() if "parameter" in r]
+        parts.append(f"{name}: " + ", ".join(values))
+    return "tuned on val (Y-PSNR): " + "; ".join(parts)
+
+
+def main() -> None:
+    """Parse arguments, run every protocol, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, "quality.json")
+    parser.add_argument("--budget-seconds", type=float, help="training seconds per model (default 240; quick 1)")
+    parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS))
+    parser.add_argument("--work-dir", type=Path, help="keep the trained models here (default: a temporary folder)")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    facts = machine()
+    print(describe_machine(facts), flush=True)
+    device = resolve_device("auto")
+    with tempfile.TemporaryDirectory() as temporary:
+        settings = make_settings(args, args.work_dir or Path(temporary))
+        document: dict[str, Any] = {"benchmark": "quality", "machine": facts, "settings": settings.to_dict(),
+                                    "protocols": {}}
+        for name in settings.protocols:
+            document["protocols"][name] = run_protocol(name, settings, device)
+            write_json(args.output, document)
+    document["table"] = table(document["protocols"])
+    write_json(args.output, document)
+    print(document["table"])
+    print(tuned_values(document["protocols"]))
+    print(f"JSON: {args.output}")
+
+
+if __name__ == "__main__":
+    main()

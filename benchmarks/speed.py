@@ -1,0 +1,334 @@
+"""Training and inference speed of UML-IN, its peak memory, where the time goes, and float32 against bf16.
+
+For the paper's architecture and the shipped model's, on the CPU and (where there is one) the GPU:
+
+- training throughput of each stage (images/s): the trainer's own objective (``StageObjective``), optimiser
+  (Adamax) and gradient clipping, on batches of 16 crops of 128 x 128 (Y);
+- inference throughput (megapixels/s) on a 256 x 256, a 1280 x 720 and a 4000 x 3000 RGB photograph through the
+  tiled path of ``flowdeblur deblur`` (``flowdeblur.inference.deblur_image``, 512-pixel tiles, batches of 4);
+- the peak memory of each case: every case runs in a fresh subprocess, which reports its peak resident set size
+  (CPU) or ``torch.cuda.max_memory_allocated`` (GPU) (``--quick`` runs all cases in one subprocess);
+- the share of time in the wavelet transform, the coupling subnets, the transfer nets and the rest, from one
+  extra pass with timers around each part (synchronised on a GPU);
+- each case in float32 and under bf16 autocast (the 12-megapixel case in float32 only on a CPU).
+
+The whole command's memory and speed on files is ``benchmarks/cli_speed.py``; this script measures the model.
+
+    python benchmarks/speed.py            # the full run
+    python benchmarks/speed.py --quick    # a smoke run of about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from cli_speed import photo
+from common import (
+    PAPER_SIZE,
+    SHIPPED_SIZE,
+    TINY,
+    add_common_arguments,
+    describe_machine,
+    machine,
+    markdown_table,
+    set_threads,
+    write_json,
+)
+
+from flowdeblur import WaveletUNetFlow
+from flowdeblur.color import rgb_to_y
+from flowdeblur.data import BlurSpec
+from flowdeblur.flows.level import CouplingSubnet
+from flowdeblur.inference import TileOptions, deblur_image
+from flowdeblur.train.schedule import stage_optimizer
+from flowdeblur.train.stages import STAGES, StageObjective
+from flowdeblur.transfer import TransferNet
+
+RESULT = "RESULT "
+PARTS = ("wavelet", "coupling subnets", "transfer nets", "rest of forward", "backward + optimiser")
+
+
+def profiles(quick: bool) -> dict[str, Any]:
+    """What a run measures: models, inference sizes (height, width), training batch, tiles, repetitions."""
+    if quick:
+        return {"models": {"tiny": TINY}, "sizes": {"256²": (64, 64), "720p": (72, 128), "12MP": (200, 264)},
+                "crop": 32, "batch": 2, "tile": 64, "overlap": 16, "train_steps": 1, "repeats": 1}
+    return {"models": {"paper": PAPER_SIZE, "shipped": SHIPPED_SIZE},
+            "sizes": {"256²": (256, 256), "720p": (720, 1280), "12MP": (3000, 4000)},
+            "crop": 128, "batch": 16, "tile": 512, "overlap": 32, "train_steps": 2, "repeats": 3}
+
+
+# -- timing --------------------------------------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def precision(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast, or nothing for float32."""
+    if dtype == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def timed(device: torch.device, function: Callable[[], Any]) -> float:
+    """Seconds ``function()`` takes, queued device work included."""
+    synchronize(device)
+    started = time.perf_counter()
+    function()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+class PartTimer:
+    """Accumulates seconds per part of the model by wrapping the callables that make up each part."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, function: Callable[..., Any], part: str) -> Callable[..., Any]:
+        """``function`` with its (synchronised) time added to ``part``."""
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            synchronize(self.device)
+            started = time.perf_counter()
+            result = function(*args, **kwargs)
+            synchronize(self.device)
+            self.seconds[part] += time.perf_counter() - started
+            return result
+
+        return wrapper
+
+    @contextlib.contextmanager
+    def attached(self, model: WaveletUNetFlow) -> Iterator[None]:
+        """Time the Haar transforms, every coupling subnet and every transfer net of ``model`` while inside."""
+        haar = model.wavelet.haar
+        targets: list[tuple[Any, str, str]] = [(haar, "analysis", "wavelet"), (haar, "synthesis", "wavelet")]
+        for module in model.modules():
+            if isinstance(module, CouplingSubnet):
+                targets.append((module, "forward", "coupling subnets"))
+            elif isinstance(module, TransferNet):
+                targets.append((module, "forward", "transfer nets"))
+        for owner, name, part in targets:
+            setattr(owner, name, self.wrap(getattr(owner, name), part))
+        try:
+            yield
+        finally:
+            for owner, name, _ in targets:
+                delattr(owner, name)
+
+    def shares(self, forward: float, backward: float = 0.0) -> dict[str, float]:
+        """Each part's fraction of ``forward + backward`` seconds; "rest of forward" is what the timers missed."""
+        total = forward + backward
+        parts = {part: self.seconds[part] / total for part in PARTS[:3]}
+        parts["rest of forward"] = max(0.0, forward - sum(self.seconds.values())) / total
+        parts["backward + optimiser"] = backward / total
+        return parts
+
+
+# -- one case, in its own process ----------------------------------------------------------------------------------
+def training_batch(crop: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(blurry, sharp) Y crops of the astronaut photograph, blurred by the paper's 3x3 Gaussian."""
+    strip = rgb_to_y(torch.from_numpy(photo(crop, crop * batch)).permute(2, 0, 1).float().div(255))
+    sharp = torch.stack(strip.split(crop, dim=-1))
+    blurry = torch.stack([BlurSpec().apply(image, seed=0, index=i) for i, image in enumerate(sharp)])
+    return blurry, sharp
+
+
+def train_case(model: WaveletUNetFlow, case: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Images/s of one stage's optimiser steps, and where a step's time goes."""
+    device, stage = torch.device(case["device"]), case["stage"]
+    blurry, sharp = (t.to(device) for t in training_batch(profile["crop"], profile["batch"]))
+    model.initialize(blurry, sharp)
+    objective = StageObjective(model, l1_weight=0.01, shared_codec=True)
+    objective.stage = stage
+    parameters = STAGES[stage].parameters(model)
+    optimizer = stage_optimizer(parameters, 1e-4)
+    timer = PartTimer(device)
+
+    def forward() -> torch.Tensor:
+        with precision(device, case["dtype"]):
+            return objective(blurry, sharp)["loss"]
+
+    def backward(loss: torch.Tensor) -> None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 50.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    backward(forward())  # warm-up
+    steps = profile["train_steps"]
+    seconds = timed(device, lambda: [backward(forward()) for _ in range(steps)])
+    with timer.attached(model):
+        losses: list[torch.Tensor] = []
+        forward_s = timed(device, lambda: losses.append(forward()))
+    backward_s = timed(device, lambda: backward(losses[0]))
+    return {"images_per_second": steps * profile["batch"] / seconds, "seconds_per_step": seconds / steps,
+            "shares": timer.shares(forward_s, backward_s)}
+
+
+def infer_case(model: WaveletUNetFlow, case: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Megapixels/s of tiled deblurring of one RGB photograph, and where the time goes."""
+    device = torch.device(case["device"])
+    height, width = profile["sizes"][case["size"]]
+    image = torch.from_numpy(photo(height, width)).permute(2, 0, 1).float().div(255)
+    options = TileOptions(tile=profile["tile"], overlap=profile["overlap"], batch_size=4, device=device)
+    model.eval().to(device)
+
+    def run(picture: torch.Tensor) -> torch.Tensor:
+        with precision(device, case["dtype"]):
+            return deblur_image(model, picture, options)
+
+    run(image[:, : min(height, 256), : min(width, 256)])  # warm-up
+    repeats = profile["repeats"] if height * width <= 256 * 256 else 1
+    seconds = timed(device, lambda: [run(image) for _ in range(repeats)]) / repeats
+    result: dict[str, Any] = {"megapixels_per_second": height * width / 1e6 / seconds, "seconds": seconds}
+    if case["size"] == next(iter(profile["sizes"])):
+        timer = PartTimer(device)
+        with timer.attached(model):
+            forward_s = timed(device, lambda: run(image))
+        result["shares"] = timer.shares(forward_s)
+    return result
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated by tensors (GPU), else this process's peak resident set size, in MB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def run_case(case: dict[str, Any]) -> dict[str, Any]:
+    """Measure one case in this process: throughput, time shares and peak memory."""
+    profile = profiles(case["quick"])
+    device = torch.device(case["device"])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(0)
+    model = WaveletUNetFlow(profile["models"][case["model"]]).to(device)
+    measure = train_case if case["kind"] == "train" else infer_case
+    result = measure(model, case, profile)
+    return {**result, "peak_memory_mb": peak_memory_mb(device)}
+
+
+def in_subprocess(group: list[dict[str, Any]], threads: int) -> list[dict[str, Any]]:
+    """Run cases one after the other in a fresh Python process; a case alone in its process has its own peak."""
+    command = [sys.executable, __file__, "--threads", str(threads), "--cases", json.dumps(group)]
+    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT)]
+    if process.returncode != 0 or not lines:
+        raise SystemExit(f"cases {group} failed (exit code {process.returncode}):\n{process.stderr[-3000:]}")
+    return json.loads(lines[-1][len(RESULT):])
+
+
+# -- the plan and the tables ---------------------------------------------------------------------------------------
+def cases(profile: dict[str, Any], devices: list[str], quick: bool) -> list[dict[str, Any]]:
+    """Every case of a run: per model and device, each stage and each inference size, float32 and bf16."""
+    planned = []
+    for model in profile["models"]:
+        for device in devices:
+            for dtype in ("fp32", "bf16"):
+                common = {"model": model, "device": device, "dtype": dtype, "quick": quick}
+                planned += [{**common, "kind": "train", "stage": stage} for stage in range(len(STAGES))]
+                for size, (height, width) in profile["sizes"].items():
+                    if dtype == "bf16" and device == "cpu" and height * width > 4e6 and not quick:
+                        continue  # hours on CPUs without bf16 units; GPUs run it
+                    planned.append({**common, "kind": "infer", "size": size})
+    return planned
+
+
+def workload(case: dict[str, Any], profile: dict[str, Any]) -> str:
+    """The row name of a case: a training stage or an inference size, with its unit."""
+    if case["kind"] == "train":
+        stage = STAGES[case["stage"]].name
+        crop = profile["crop"]
+        return f"train stage {case['stage'] + 1} ({stage}), {profile['batch']}×{crop}×{crop}: images/s"
+    height, width = profile["sizes"][case["size"]]
+    return f"deblur {width}×{height} ({case['size']}): MP/s"
+
+
+def throughput(result: dict[str, Any]) -> float:
+    """Images/s for a training case, megapixels/s for an inference case."""
+    return result.get("images_per_second", result.get("megapixels_per_second"))
+
+
+def speed_table(results: list[dict[str, Any]], profile: dict[str, Any]) -> str:
+    """Throughput and peak memory, float32 beside bf16, one row per model, device and workload."""
+    rows: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
+    for entry in results:
+        case = entry["case"]
+        rows.setdefault((case["model"], case["device"], workload(case, profile)), {})[case["dtype"]] = entry
+    body = []
+    for (model, device, name), by_dtype in rows.items():
+        cells = []
+        for key in ("throughput", "peak_memory_mb"):
+            for dtype in ("fp32", "bf16"):
+                entry = by_dtype.get(dtype)
+                value = None if entry is None else (throughput(entry) if key == "throughput" else entry[key])
+                cells.append("—" if value is None else (f"{value:.3g}" if key == "throughput" else f"{value:.0f}"))
+        body.append([model, device, name, *cells])
+    header = ["model", "device", "workload", "fp32", "bf16", "fp32 peak MB", "bf16 peak MB"]
+    return markdown_table(header, body, left=3)
+
+
+def shares_table(results: list[dict[str, Any]], profile: dict[str, Any]) -> str:
+    """Percent of time per part of the model, for every case that was timed part by part."""
+    body = []
+    for entry in results:
+        if "shares" in entry:
+            case = entry["case"]
+            shares = [f"{100 * entry['shares'][part]:.0f}" for part in PARTS]
+            body.append([case["model"], case["device"], case["dtype"], workload(case, profile).split(":")[0], *shares])
+    return markdown_table(["model", "device", "precision", "workload", *(f"{p} %" for p in PARTS)], body, left=4)
+
+
+def main() -> None:
+    """Run every case in its own subprocess, print the tables and write the JSON (or run one ``--case``)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(parser, "speed.json")
+    parser.add_argument("--cases", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    set_threads(args.threads)
+    if args.cases:
+        print(RESULT + json.dumps([run_case(case) for case in json.loads(args.cases)]), flush=True)
+        return
+    facts = machine()
+    print(describe_machine(facts), flush=True)
+    profile = profiles(args.quick)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    planned = cases(profile, devices, args.quick)
+    results = []
+    # One process per case, so that each peak is the case's own; a quick run shares one process (faster start).
+    for group in [planned] if args.quick else [[case] for case in planned]:
+        for case, result in zip(group, in_subprocess(group, args.threads), strict=True):
+            results.append({"case": case, **result})
+            print(f"{case['model']} {case['device']} {case['dtype']} {workload(case, profile)} "
+                  f"{throughput(result):.3g}, peak {result['peak_memory_mb']:.0f} MB", flush=True)
+    document = {
+        "benchmark": "speed", "machine": facts,
+        "settings": {**{k: v for k, v in profile.items() if k != "models"},
+                     "models": {name: config.to_dict() for name, config in profile["models"].items()},
+                     "parameters": {name: WaveletUNetFlow(config).parameter_counts()["total"]
+                                    for name, config in profile["models"].items()}},
+        "results": results,
+        "table": speed_table(results, profile),
+        "shares_table": shares_table(results, profile),
+    }
+    write_json(args.output, document)
+    print(document["table"], document["shares_table"], f"JSON: {args.output}", sep="\n\n")
+
+
+if __name__ == "__main__":
+    main()
