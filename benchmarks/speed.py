@@ -14,8 +14,9 @@ For the paper's architecture and the shipped model's, on the CPU and (where ther
 
 The whole command's memory and speed on files is ``benchmarks/cli_speed.py``; this script measures the model.
 
-    python benchmarks/speed.py            # the full run
-    python benchmarks/speed.py --quick    # a smoke run of about a minute
+    python benchmarks/speed.py                     # the full run
+    python benchmarks/speed.py --precisions fp32   # float32 only (bf16 is slow on CPUs without bf16 units)
+    python benchmarks/speed.py --quick             # a smoke run of about a minute
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from flowdeblur.train.stages import STAGES, StageObjective
 from flowdeblur.transfer import TransferNet
 
 RESULT = "RESULT "
+PRECISIONS = ("fp32", "bf16")
 PARTS = ("wavelet", "coupling subnets", "transfer nets", "rest of forward", "backward + optimiser")
 
 
@@ -234,12 +236,12 @@ def in_subprocess(group: list[dict[str, Any]], threads: int) -> list[dict[str, A
 
 
 # -- the plan and the tables ---------------------------------------------------------------------------------------
-def cases(profile: dict[str, Any], devices: list[str], quick: bool) -> list[dict[str, Any]]:
-    """Every case of a run: per model and device, each stage and each inference size, float32 and bf16."""
+def cases(profile: dict[str, Any], devices: list[str], dtypes: list[str], quick: bool) -> list[dict[str, Any]]:
+    """Every case of a run: per model, device and precision, each stage and each inference size."""
     planned = []
     for model in profile["models"]:
         for device in devices:
-            for dtype in ("fp32", "bf16"):
+            for dtype in dtypes:
                 common = {"model": model, "device": device, "dtype": dtype, "quick": quick}
                 planned += [{**common, "kind": "train", "stage": stage} for stage in range(len(STAGES))]
                 for size, (height, width) in profile["sizes"].items():
@@ -274,7 +276,7 @@ def speed_table(results: list[dict[str, Any]], profile: dict[str, Any]) -> str:
     for (model, device, name), by_dtype in rows.items():
         cells = []
         for key in ("throughput", "peak_memory_mb"):
-            for dtype in ("fp32", "bf16"):
+            for dtype in PRECISIONS:
                 entry = by_dtype.get(dtype)
                 value = None if entry is None else (throughput(entry) if key == "throughput" else entry[key])
                 cells.append("—" if value is None else (f"{value:.3g}" if key == "throughput" else f"{value:.0f}"))
@@ -298,6 +300,8 @@ def main() -> None:
     """Run every case in its own subprocess, print the tables and write the JSON (or run one ``--case``)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser, "speed.json")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                        help="float32 and/or bf16 autocast (default: both)")
     parser.add_argument("--cases", help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_threads(args.threads)
@@ -308,7 +312,7 @@ def main() -> None:
     print(describe_machine(facts), flush=True)
     profile = profiles(args.quick)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    planned = cases(profile, devices, args.quick)
+    planned = cases(profile, devices, args.precisions, args.quick)
     results = []
     # One process per case, so that each peak is the case's own; a quick run shares one process (faster start).
     for group in [planned] if args.quick else [[case] for case in planned]:
