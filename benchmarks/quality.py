@@ -5,14 +5,15 @@ scores), for three blur protocols: Y-PSNR and SSIM (8-bit rounded, per image the
 
 - the blurry input; unsharp masking; Wiener and Richardson-Lucy deconvolution given the true kernel, each with
   its one parameter tuned on the val split (Y-PSNR), scored on Y;
-- UML-IN (all three stages, L1 weight 0.01), trained by ``flowdeblur.train.train`` for ``--budget-seconds`` of
-  optimiser steps, split over the stages in the fixed shares of ``STAGE_SHARES``;
+- UML-IN (all three stages, L1 weight ``--l1-weight``, default 0.01), trained by ``flowdeblur.train.train`` for
+  ``--budget-seconds`` of optimiser steps, split over the stages in the fixed shares of ``STAGE_SHARES``;
 - a plain residual U-Net with UML-IN's parameter count (within 10 %), trained on the same crops and batches with
   Adam and an L1 loss for exactly as many seconds as UML-IN's three stages took;
 - on the paper's 3x3 Gaussian protocol, the paper's Table 2 ablation, each row with the same budget.
 
     python benchmarks/quality.py                         # the full run (about 45 minutes on 2 CPU cores)
     python benchmarks/quality.py --budget-seconds 1200   # a longer budget, e.g. on a GPU
+    python benchmarks/quality.py --protocols gaussian3 --l1-weight 0.5   # the ablation with a larger L1 weight
     python benchmarks/quality.py --quick                 # a smoke run of about a minute
 """
 
@@ -60,7 +61,7 @@ ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
 STAGE_SHARES = (0.2, 0.2, 0.6)  # of the budget for stages 1, 2, 3; without stage 3, stages 1 and 2 split it 1:1
 LEARNING_RATES = (1e-3, 1e-3, 3e-4)
-L1_WEIGHT = 0.01
+L1_WEIGHT = 0.01  # the trainer's default
 SEED = 0
 Triple = tuple[Tensor, Tensor, Tensor]
 Restorer = Callable[[Tensor], Tensor]
@@ -87,13 +88,14 @@ class Variant:
         return STAGE_SHARES[0] / first_two, STAGE_SHARES[1] / first_two, 0.0
 
 
-VARIANTS = (
-    Variant("UML-IN (L_ML only)", 0.0, ssim_stage=False),
-    Variant("+ SSIM", 0.0, ssim_stage=True),
-    Variant("+ L1", L1_WEIGHT, ssim_stage=False),
-    Variant("+ L1 + SSIM", L1_WEIGHT, ssim_stage=True),
-)
-FULL = VARIANTS[-1]
+def variants(l1_weight: float) -> tuple[Variant, ...]:
+    """The rows of Table 2, the L1 rows with weight ``l1_weight``; the last one is the full model."""
+    return (
+        Variant("UML-IN (L_ML only)", 0.0, ssim_stage=False),
+        Variant("+ SSIM", 0.0, ssim_stage=True),
+        Variant("+ L1", l1_weight, ssim_stage=False),
+        Variant("+ L1 + SSIM", l1_weight, ssim_stage=True),
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Settings:
 
     model: UMLINConfig
     budget_seconds: float
+    l1_weight: float
     crop_size: int
     batch_size: int
     images: int
@@ -117,7 +120,7 @@ class Settings:
             "budget_seconds": self.budget_seconds,
             "stage_shares": STAGE_SHARES,
             "learning_rates": LEARNING_RATES,
-            "l1_weight": L1_WEIGHT,
+            "l1_weight": self.l1_weight,
             "crop_size": self.crop_size,
             "batch_size": self.batch_size,
             "test_crop": TEST_CROP,
@@ -132,7 +135,7 @@ class Settings:
 
 def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     """The full run's settings, or tiny ones for ``--quick``."""
-    common = dict(protocols=tuple(args.protocols), work_dir=work_dir)
+    common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight)
     if args.quick:
         return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
                         warmup_steps=1, **common)
@@ -197,7 +200,7 @@ def train_config(
 def calibrate(settings: Settings, datasets: tuple[Any, Any], output_dir: Path) -> tuple[float, float, float]:
     """Seconds per optimiser step of each stage, from a short run of the trainer (its own stage timings)."""
     steps = settings.calibration_steps
-    model_dir = train(train_config(settings, output_dir, (steps, steps, steps), L1_WEIGHT), datasets)
+    model_dir = train(train_config(settings, output_dir, (steps, steps, steps), settings.l1_weight), datasets)
     stages = WaveletUNetFlow.from_pretrained(model_dir).metadata["stages"]
     return tuple(stages[name]["seconds"] / stages[name]["steps"] for name in ("mlr", "transfer", "ssim"))
 
@@ -220,6 +223,7 @@ def train_variant(
     stages = model.metadata["stages"]
     return model, {
         "stage_steps": steps,
+        "l1_weight": variant.l1_weight,
         "train_seconds": sum(stage["seconds"] for stage in stages.values()),
         "stages": {name: {k: stage[k] for k in ("steps", "seconds", "images_per_second")} for name, stage in
                    stages.items()},
@@ -254,15 +258,15 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     root = settings.work_dir / name
     seconds_per_step = calibrate(settings, datasets, root / "calibration")
     print(f"[{name}] seconds per step of stages 1-3: {', '.join(f'{s:.3f}' for s in seconds_per_step)}", flush=True)
-    variants = VARIANTS if name == ABLATION_PROTOCOL else (FULL,)
+    rows = variants(settings.l1_weight)
     ablation = {}
-    for variant in variants:
+    for variant in rows if name == ABLATION_PROTOCOL else rows[-1:]:
         model, facts = train_variant(settings, variant, datasets, seconds_per_step, root)
         ablation[variant.name] = {**model_scores(model, test, device), **facts}
         print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
               f"{facts['train_seconds']:.0f} s {facts['stage_steps']}", flush=True)
-    full = ablation[FULL.name]
-    config = train_config(settings, root / "unet", full["stage_steps"], L1_WEIGHT)
+    full = ablation[rows[-1].name]
+    config = train_config(settings, root / "unet", full["stage_steps"], settings.l1_weight)
     methods["U-Net"] = unet_results(config, train_set, full["train_seconds"], full["parameters"], test, device)
     methods["UML-IN"] = full
     print(f"[{name}] U-Net: {methods['U-Net']['psnr']:.2f} dB after {methods['U-Net']['steps']} steps", flush=True)
@@ -276,13 +280,17 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
 # -- the table -----------------------------------------------------------------------------------------------------
 def row_label(method: str, result: dict[str, Any]) -> str:
     """A method's name in the table, with what sets it apart."""
-    labels = {
-        "blurry input": "blurry input",
-        "unsharp masking": "unsharp masking (blind)",
-        "U-Net": f"plain U-Net, {result.get('parameters', 0):,} parameters, L1",
-        "UML-IN": "UML-IN (L1 + SSIM)",
-    }
-    return labels.get(method, method)
+    if method == "UML-IN":
+        return f"UML-IN (L1 λ={result['l1_weight']:g} + SSIM)"
+    if method == "U-Net":
+        return f"plain U-Net, {result['parameters']:,} parameters, L1"
+    return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
+
+
+def ablation_label(row: str, result: dict[str, Any]) -> str:
+    """A Table 2 row's name in the table, with its L1 weight where it has one."""
+    weight = result["l1_weight"]
+    return f"Table 2: {row}" + (f" (λ={weight:g})" if weight else "")
 
 
 def table(protocols: dict[str, dict[str, Any]]) -> str:
@@ -291,12 +299,12 @@ def table(protocols: dict[str, dict[str, Any]]) -> str:
     header = ["method"] + [f"{protocols[n]['label']}: {m}" for n in names for m in ("Y-PSNR (dB)", "SSIM")]
     header.append("training (s)")
     keys = [("methods", m) for m in protocols[names[0]]["methods"]]
-    keys += [("ablation", v.name) for v in VARIANTS if any(p["ablation"] for p in protocols.values())]
+    keys += [("ablation", row) for row in next((p["ablation"] for p in protocols.values() if p["ablation"]), {})]
     rows = []
     for group, key in keys:
         results = [protocols[n][group].get(key) for n in names]
         first = next(r for r in results if r is not None)
-        label = row_label(key, first) if group == "methods" else f"Table 2: {key}"
+        label = row_label(key, first) if group == "methods" else ablation_label(key, first)
         cells = [f"{r['psnr']:.2f}\t{r['ssim']:.4f}" if r else "—\t—" for r in results]
         seconds = "/".join(f"{r['train_seconds']:.0f}" for r in results if r and "train_seconds" in r) or "—"
         rows.append([label, *"\t".join(cells).split("\t"), seconds])
@@ -318,8 +326,12 @@ def main() -> None:
     add_common_arguments(parser, "quality.json")
     parser.add_argument("--budget-seconds", type=float, help="training seconds per model (default 240; quick 1)")
     parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS))
+    parser.add_argument("--l1-weight", type=float, default=L1_WEIGHT,
+                        help=f"λ of the L1 term in UML-IN and the '+ L1' rows, in [0, 1) (default {L1_WEIGHT})")
     parser.add_argument("--work-dir", type=Path, help="keep the trained models here (default: a temporary folder)")
     args = parser.parse_args()
+    if not 0.0 <= args.l1_weight < 1.0:
+        parser.error(f"--l1-weight must lie in [0, 1) (the λ of Eq. 13), got {args.l1_weight}")
     set_threads(args.threads)
     facts = machine()
     print(describe_machine(facts), flush=True)
