@@ -16,6 +16,7 @@ The whole command's memory and speed on files is ``benchmarks/cli_speed.py``; th
 
     python benchmarks/speed.py                     # the full run
     python benchmarks/speed.py --precisions fp32   # float32 only (bf16 is slow on CPUs without bf16 units)
+    python benchmarks/speed.py --models shipped    # one of the two models
     python benchmarks/speed.py --quick             # a smoke run of about a minute
 """
 
@@ -56,6 +57,7 @@ from flowdeblur.train.stages import STAGES, StageObjective
 from flowdeblur.transfer import TransferNet
 
 RESULT = "RESULT "
+MODELS = ("paper", "shipped")
 PRECISIONS = ("fp32", "bf16")
 PARTS = ("wavelet", "coupling subnets", "transfer nets", "rest of forward", "backward + optimiser")
 
@@ -65,7 +67,7 @@ def profiles(quick: bool) -> dict[str, Any]:
     if quick:
         return {"models": {"tiny": TINY}, "sizes": {"256²": (64, 64), "720p": (72, 128), "12MP": (200, 264)},
                 "crop": 32, "batch": 2, "tile": 64, "overlap": 16, "train_steps": 1, "repeats": 1}
-    return {"models": {"paper": PAPER_SIZE, "shipped": SHIPPED_SIZE},
+    return {"models": dict(zip(MODELS, (PAPER_SIZE, SHIPPED_SIZE), strict=True)),
             "sizes": {"256²": (256, 256), "720p": (720, 1280), "12MP": (3000, 4000)},
             "crop": 128, "batch": 16, "tile": 512, "overlap": 32, "train_steps": 2, "repeats": 3}
 
@@ -302,6 +304,8 @@ def main() -> None:
     add_common_arguments(parser, "speed.json")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                         help="float32 and/or bf16 autocast (default: both)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                        help="the paper-size and/or the shipped model (default: both; --quick uses a tiny one)")
     parser.add_argument("--cases", help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_threads(args.threads)
@@ -311,6 +315,8 @@ def main() -> None:
     facts = machine()
     print(describe_machine(facts), flush=True)
     profile = profiles(args.quick)
+    if not args.quick:
+        profile["models"] = {name: profile["models"][name] for name in args.models}
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     planned = cases(profile, devices, args.precisions, args.quick)
     results = []
