@@ -19,9 +19,10 @@ import torch
 
 import flowdeblur
 from flowdeblur.config import UMLINConfig
+from flowdeblur.demo import DEMO_MODEL
 
-# The shipped model's architecture (3 levels, 2 flow steps, 32-channel couplings, 64-channel transfer nets).
-SHIPPED_SIZE = UMLINConfig(levels=3, steps=2, hidden_channels=32, transfer_hidden_channels=64, transfer_blocks=2)
+# The shipped model's architecture (3 levels, 2 flow steps, 32-channel couplings), which the demo's recipe trains.
+SHIPPED_SIZE = DEMO_MODEL
 PAPER_SIZE = UMLINConfig()
 # What ``--quick`` runs: small enough that a smoke run of a benchmark takes about a minute on 2 CPU cores.
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)

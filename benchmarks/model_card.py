@@ -1,8 +1,8 @@
 """The numbers of docs/model-card.md: a model against the blurry input and the classical baselines.
 
-On the built-in test crops (never seen in training) with the paper's 3x3 Gaussian protocol: Y-PSNR/SSIM of the
-blurry input, unsharp masking, Wiener and Richardson–Lucy deconvolution given the true kernel (each tuned on the
-validation crops), and the model. Baselines run on the Y channel, where the scores are taken.
+On the built-in test crops (never seen in training) with the paper's 3x3 Gaussian protocol: Y-PSNR/SSIM/MSE of
+the blurry input, unsharp masking, Wiener and Richardson–Lucy deconvolution given the true kernel (each tuned on
+the validation crops), and the model; the same data, tuning and scores as ``benchmarks/quality.py``.
 
     python benchmarks/model_card.py [--model DIR] [--json card.json]
 """
@@ -11,32 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from quality import PROTOCOLS, TEST_CROP, classical_results, model_scores, split, triples
 
-from flowdeblur.baselines import BASELINES, tune
-from flowdeblur.color import rgb_to_y
-from flowdeblur.data import build_dataset
-from flowdeblur.metrics import image_scores, mean_scores
 from flowdeblur.pretrained import load_model
-
-Triple = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def y_triples(split: str) -> list[Triple]:
-    """(blurry Y, sharp Y, true kernel) of every built-in crop of ``split``."""
-    dataset = build_dataset("builtin", split=split, color="rgb")
-    return [(rgb_to_y(item["blurry"]), rgb_to_y(item["sharp"]), dataset.kernel(i)) for i, item in enumerate(dataset)]
-
-
-def scores(restore: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], triples: list[Triple]) -> dict[str, float]:
-    """Mean Y-PSNR, SSIM and MSE of ``restore(blurry, kernel)`` over the triples."""
-    per_image = [
-        {k: float(v) for k, v in image_scores(restore(b, k)[None], s[None], space="y").items()} for b, s, k in triples
-    ]
-    return mean_scores(per_image)
 
 
 def main() -> None:
@@ -45,13 +25,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     args = parser.parse_args()
     model = load_model(args.model)
-    validation, test = y_triples("val"), y_triples("test")
-    rows = {"blurry input": scores(lambda b, k: b, test)}
-    for baseline in BASELINES:
-        value = tune(baseline, validation)
-        rows[f"{baseline.name}, {baseline.parameter}={value}"] = scores(baseline.restorer(value), test)
-    with torch.inference_mode():
-        rows["UML-IN (this model)"] = scores(lambda b, k: model(b[None])[0], test)
+    blur = PROTOCOLS["gaussian3"][1]
+    validation, test = (triples(split(blur, name, TEST_CROP)) for name in ("val", "test"))
+    rows = {}
+    for method, result in classical_results(validation, test).items():
+        label = f"{method}, {result['parameter']}={result['value']}" if "parameter" in result else method
+        rows[label] = {metric: result[metric] for metric in ("psnr", "ssim", "mse")}
+    rows["UML-IN (this model)"] = model_scores(model, test, torch.device("cpu"))
     print(f"built-in test crops: {len(test)}, 3x3 Gaussian sigma 1, scores on Y after 8-bit rounding\n")
     print("| method | Y-PSNR (dB) | SSIM | MSE |\n|---|---|---|---|")
     for name, row in rows.items():

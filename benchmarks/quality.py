@@ -47,6 +47,7 @@ from unet import parameter_count, train_for, unet_with_parameters
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.baselines import BASELINES, tune
 from flowdeblur.data import BlurSpec, DeblurDataset, build_dataset
+from flowdeblur.demo import DEMO_LEARNING_RATES
 from flowdeblur.inference import resolve_device
 from flowdeblur.metrics import image_scores
 from flowdeblur.train import TrainConfig, train
@@ -60,7 +61,7 @@ PROTOCOLS: dict[str, tuple[str, BlurSpec]] = {
 ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
 STAGE_SHARES = (0.2, 0.2, 0.6)  # of the budget for stages 1, 2, 3; without stage 3, stages 1 and 2 split it 1:1
-LEARNING_RATES = (1e-3, 1e-3, 3e-4)
+LEARNING_RATES = DEMO_LEARNING_RATES  # the shipped model's, per stage
 L1_WEIGHT = 0.01  # the trainer's default
 SEED = 0
 Triple = tuple[Tensor, Tensor, Tensor]
@@ -150,17 +151,18 @@ def split(blur: BlurSpec, name: str, crop_size: int) -> DeblurDataset:
                          patch_size=TEST_CROP)
 
 
-def triples(dataset: DeblurDataset, count: int) -> list[Triple]:
-    """(blurry, sharp, true kernel) of the first ``count`` items."""
-    return [(dataset[i]["blurry"], dataset[i]["sharp"], dataset.kernel(i)) for i in range(min(count, len(dataset)))]
+def triples(dataset: DeblurDataset, count: int | None = None) -> list[Triple]:
+    """(blurry, sharp, true kernel) of the first ``count`` items (all of them by default)."""
+    count = len(dataset) if count is None else min(count, len(dataset))
+    return [(dataset[i]["blurry"], dataset[i]["sharp"], dataset.kernel(i)) for i in range(count)]
 
 
 def scores(restore: Restorer, test: list[Triple]) -> dict[str, float]:
-    """Mean Y-PSNR and SSIM of ``restore`` (a batch (N, 1, H, W) -> the same) over the test triples."""
+    """Mean Y-PSNR, SSIM and MSE of ``restore`` (a batch (N, 1, H, W) -> the same) over the test triples."""
     blurry = torch.stack([b for b, _, _ in test])
     sharp = torch.stack([s for _, s, _ in test])
     per_image = image_scores(restore(blurry).cpu().float(), sharp, space="y")
-    return {"psnr": float(per_image["psnr"].mean()), "ssim": float(per_image["ssim"].mean())}
+    return {metric: float(values.mean()) for metric, values in per_image.items()}
 
 
 @torch.inference_mode()

@@ -125,6 +125,7 @@ def image_rows(evaluation: Evaluation) -> str:
     headers = ["#", "image", "size", "Y PSNR blurry", "Y PSNR deblurred", "Y PSNR gain", "Y SSIM deblurred",
                "Y SSIM gain"] + (["RGB PSNR deblurred", "RGB PSNR gain"] if has_rgb else [])
     rows = ["<tr>" + "".join(_cell(text, index, "th") for index, text in enumerate(headers)) + "</tr>"]
+    expanded = _first(evaluation.visuals, ordered)
     for rank, record in enumerate(ordered, start=1):
         y = {kind: record[kind]["y"] for kind in (*KINDS, "gain")}
         cells = [
@@ -142,7 +143,7 @@ def image_rows(evaluation: Evaluation) -> str:
         rows.append("<tr>" + "".join(_cell(text, index) for index, text in enumerate(cells)) + "</tr>")
         visual = evaluation.visuals.get(record["name"])
         if visual is not None:
-            block = visual_block(visual, record["latents"], expanded=visual is _first(evaluation.visuals, ordered))
+            block = visual_block(visual, record["latents"], expanded=visual is expanded)
             rows.append(f'<tr><td></td><td class="name" colspan="{len(headers) - 1}">{block}</td></tr>')
     return f"<table>{''.join(rows)}</table>"
 

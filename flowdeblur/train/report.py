@@ -7,6 +7,11 @@ from accelerate import Accelerator
 from torch import Tensor
 
 
+def mean_losses(losses: list[dict[str, Tensor]]) -> dict[str, float]:
+    """Each loss of one optimiser step, averaged over its micro-batches (this process)."""
+    return {name: sum(float(out[name]) for out in losses) / len(losses) for name in losses[0]}
+
+
 class StageMeter:
     """Sums of one stage's losses over the steps that were applied, and the time and images its steps took."""
 
@@ -18,16 +23,15 @@ class StageMeter:
         self.images = 0
         self.seconds = 0.0
 
-    def add(self, losses: list[dict[str, Tensor]], applied: bool, images: int, seconds: float) -> None:
-        """Record one optimiser step: its micro-batches' losses, whether it was applied, images seen (all processes)."""
-        self.names = list(losses[0])
+    def add(self, losses: dict[str, float], applied: bool, images: int, seconds: float) -> None:
+        """Record one optimiser step: its losses (:func:`mean_losses`), whether it was applied, images seen."""
+        self.names = list(losses)
         self.steps += 1
         self.images += images
         self.seconds += seconds
         if applied:
             self.applied += 1
-            for name in self.names:
-                value = sum(float(out[name]) for out in losses) / len(losses)
+            for name, value in losses.items():
                 self.sums[name] = self.sums.get(name, 0.0) + value
 
     def summary(self, accelerator: Accelerator) -> dict[str, float]:

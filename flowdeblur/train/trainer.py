@@ -26,7 +26,7 @@ from .checkpoints import TrainingProgress, resolve_resume, save_checkpoint
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
-from .report import StageMeter, format_losses
+from .report import StageMeter, format_losses, mean_losses
 from .schedule import stage_optimizer, stage_scheduler
 from .stages import STAGES, StageObjective
 from .validate import evaluate, format_scores
@@ -178,7 +178,8 @@ class _Training:
         while progress.stage_step < steps:
             began, learning_rate = time.perf_counter(), self.schedulers[index].get_last_lr()[0]
             losses, applied, grad_norm = self._step(index, parameters)
-            meter.add(losses, applied, self.images_per_step, time.perf_counter() - began)
+            means = mean_losses(losses)
+            meter.add(means, applied, self.images_per_step, time.perf_counter() - began)
             progress.stage_step += 1
             global_step = self._global_step()
             if not applied:
@@ -187,7 +188,7 @@ class _Training:
                     f"step {global_step} (stage {index + 1}): loss or gradients not finite on at least one process, "
                     f"update skipped ({sum(progress.skipped)} skipped so far)"
                 )
-            self._log_step(index, losses, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
+            self._log_step(index, means, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
             if progress.stage_step < steps:
                 self._after_step(global_step, stage_end=False)
         summary = {**meter.summary(self.accelerator), "skipped_steps": progress.skipped[index]}
@@ -231,11 +232,9 @@ class _Training:
         optimizer.zero_grad(set_to_none=True)
         return losses, applied, grad_norm
 
-    def _log_step(
-        self, index: int, losses: list[dict[str, Tensor]], extra: dict[str, float], global_step: int
-    ) -> None:
-        """The step's losses (this process's mean over micro-batches) and ``extra`` values, to trackers and the bar."""
-        values = {f"train/{name}": sum(float(out[name]) for out in losses) / len(losses) for name in losses[0]}
+    def _log_step(self, index: int, losses: dict[str, float], extra: dict[str, float], global_step: int) -> None:
+        """The step's losses (:func:`mean_losses`) and ``extra`` values, to trackers and the progress bar."""
+        values = {f"train/{name}": value for name, value in losses.items()}
         values.update({f"train/{name}": value for name, value in extra.items()})
         values["train/stage"] = index + 1
         values["train/skipped_steps"] = sum(self.progress.skipped)
