@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from flowdeblur.data import BlurSpec, DatasetError
+from flowdeblur.data import BlurMixture, BlurSpec, DatasetError
 
 SCIPY_MODES = {"reflect": "mirror", "replicate": "nearest", "circular": "wrap", "constant": "constant"}
 
@@ -95,3 +95,74 @@ def test_description_records_the_protocol():
     motion = BlurSpec(kind="motion", kernel_size=15, quantize=False).describe(seed=0)
     assert motion["motion_length"] == 14.0 and motion["quantized_bits"] is None and "sigma" not in motion
     json.dumps(motion)
+
+
+def test_no_blur_returns_the_image_unchanged():
+    image = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(BlurSpec(kind="none", kernel_size=1, quantize=False).apply(image, 0, 5), image)
+    mixture = BlurMixture(none=1.0, gaussian=0.0, defocus=0.0, motion=0.0, noise_std=(0.0, 0.0), quantize=False)
+    assert torch.equal(mixture.apply(image, 3, 7), image)
+
+
+def test_defocus_is_a_centred_disk_whose_edge_is_weighted_by_coverage():
+    kernel = BlurSpec(kind="defocus", kernel_size=7, radius=3.0).kernel(0, 0)
+    assert kernel.shape == (7, 7) and float(kernel.sum()) == pytest.approx(1.0)
+    torch.testing.assert_close(kernel, kernel.flip(0))
+    torch.testing.assert_close(kernel, kernel.T)
+    assert kernel[3, 3] == kernel.max() and kernel[0, 0] == 0
+    assert 0 < kernel[3, 0] < kernel[3, 3]  # (3, 0) is partly inside the disk
+
+
+def test_noise_is_seeded_and_of_the_requested_strength():
+    image = torch.full((1, 64, 64), 0.5)
+    spec = BlurSpec(kind="none", kernel_size=1, noise_std=0.02, quantize=False)
+    noisy = spec.apply(image, 0, 1)
+    assert torch.equal(noisy, spec.apply(image, 0, 1)) and not torch.equal(noisy, spec.apply(image, 0, 2))
+    assert float((noisy - image).std()) == pytest.approx(0.02, rel=0.1)
+
+
+def test_a_mixture_draws_every_kind_reproducibly_from_seed_and_key():
+    mixture = BlurMixture()
+    draws = [mixture.draw(0, index) for index in range(400)]
+    assert draws == [mixture.draw(0, index) for index in range(400)]
+    assert draws != [mixture.draw(1, index) for index in range(400)]
+    kinds = [draw.kind for draw in draws]
+    for kind, weight in zip(("none", "gaussian", "defocus", "motion"), mixture.weights, strict=True):
+        assert kinds.count(kind) / len(kinds) == pytest.approx(weight / sum(mixture.weights), abs=0.07)
+    assert max(draw.kernel_size for draw in draws) <= 21
+    assert all(mixture.noise_std[0] <= draw.noise_std <= mixture.noise_std[1] for draw in draws)
+    motion = next(index for index, draw in enumerate(draws) if draw.kind == "motion")
+    torch.testing.assert_close(mixture.kernel(0, motion), draws[motion].kernel(0, motion))
+
+
+def test_a_mixture_draws_the_same_blur_in_every_dataloader_worker():
+    from torch.utils.data import DataLoader
+
+    from flowdeblur.data import build_dataset
+
+    dataset = build_dataset("builtin", split="val", crop_size=32, blur=BlurMixture(), patch_size=32)
+    single = torch.stack([dataset[i]["blurry"] for i in range(6)])
+    loader = DataLoader(torch.utils.data.Subset(dataset, range(6)), batch_size=2, num_workers=2)
+    assert torch.equal(torch.cat([batch["blurry"] for batch in loader]), single)
+    assert dataset.description["blur"]["kind"] == "mixture"
+
+
+def test_training_sets_draw_fresh_blur_each_epoch_and_the_same_for_the_same_epoch():
+    from flowdeblur.data import build_dataset
+
+    dataset = build_dataset("builtin", split="train", crop_size=32, blur=BlurMixture(), patch_size=32)
+    kernels = []
+    for epoch in (0, 1, 0):
+        dataset.set_epoch(epoch)
+        kernels.append([dataset.kernel(i) for i in range(8)])
+    assert all(torch.equal(a, b) for a, b in zip(kernels[0], kernels[2], strict=True))
+    assert not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(kernels[0], kernels[1], strict=True))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"none": -1.0}, "weights"), ({"sigma": (3.0, 1.0)}, "sigma range"), ({"noise_std": (0.0, 2.0)}, "below 1")],
+)
+def test_invalid_mixtures_say_why(options, message):
+    with pytest.raises(DatasetError, match=message):
+        BlurMixture(**options)

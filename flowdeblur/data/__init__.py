@@ -5,7 +5,7 @@ Dataset of ``{"blurry", "sharp", "name"}`` items in [0, 1]; docs/datasets.md giv
 protocol. ``read_image`` / ``write_image`` are the image I/O the rest of flowdeblur uses too.
 """
 
-from .blur import BlurSpec
+from .blur import BlurMixture, BlurSpec
 from .dataset import DeblurDataset
 from .errors import DatasetError
 from .factory import DATASET_NAMES, build_dataset
@@ -15,6 +15,7 @@ from .splits import SPLITS
 __all__ = [
     "DATASET_NAMES",
     "SPLITS",
+    "BlurMixture",
     "BlurSpec",
     "DatasetError",
     "DeblurDataset",

@@ -16,7 +16,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage import data
 
-from .blur import BlurSpec
+from .blur import Blur
 from .dataset import Loaded
 from .errors import DatasetError
 from .io import array_to_tensor
@@ -97,7 +97,7 @@ class Crops:
         return array_to_tensor(source_images()[number][top : top + self.size, left : left + self.size])
 
 
-def load(root: None, split: str, seed: int, *, blur: BlurSpec, patch_size: int = 128) -> Loaded:
+def load(root: None, split: str, seed: int, *, blur: Blur, patch_size: int = 128) -> Loaded:
     """Crops of ``patch_size`` from scikit-image's bundled photographs, blurred by ``blur``."""
     if not isinstance(patch_size, int) or patch_size < 16 or patch_size % 2:
         raise DatasetError(f"patch_size must be an even integer >= 16, got {patch_size!r}", section=SECTION)

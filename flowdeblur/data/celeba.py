@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .blur import BlurSpec
+from .blur import Blur
 from .dataset import Loaded
 from .errors import DatasetError, listing, report_bad, require_dir
 from .sources import ImageFiles, SharpImages
@@ -67,7 +67,7 @@ def load(
     split: str,
     seed: int,
     *,
-    blur: BlurSpec,
+    blur: Blur,
     image_size: int | None = 128,
     num_samples: int | None = PAPER_SAMPLES,
     skip_bad: bool = False,

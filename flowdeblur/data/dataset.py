@@ -75,8 +75,13 @@ class DeblurDataset(Dataset):
         return None if kernel is None else kernel(index % len(self))
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose random crops and flips the next items use (as DistributedSampler.set_epoch)."""
+        """Choose the epoch whose random crops and flips (and synthetic blur) the next items use.
+
+        As DistributedSampler.set_epoch; a source with synthetic blur draws fresh kernels per epoch when augmenting.
+        """
         self.epoch = epoch
+        if self.augment and hasattr(self.source, "set_epoch"):
+            self.source.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.source)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import builtin, celeba, gopro, lai, lsun, paired
-from .blur import BlurSpec
+from .blur import Blur, BlurMixture, BlurSpec
 from .dataset import DeblurDataset, Loaded
 from .errors import DatasetError
 from .splits import SPLITS
@@ -34,7 +34,7 @@ def _options(name: str) -> list[str]:
     return sorted([p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "blur"] + ["augment"])
 
 
-def _check(name: str, root: str | Path | None, split: str, color: str, seed: int, blur: BlurSpec | None) -> None:
+def _check(name: str, root: str | Path | None, split: str, color: str, seed: int, blur: Blur | None) -> None:
     """Refuse arguments that no dataset takes, before touching the disk."""
     section = SECTIONS.get(name, name)
     if name not in LOADERS:
@@ -48,8 +48,10 @@ def _check(name: str, root: str | Path | None, split: str, color: str, seed: int
         raise DatasetError(f"unknown color {color!r}", expected=f"one of {COLORS}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
-    if blur is not None and not isinstance(blur, BlurSpec):
-        raise DatasetError(f"blur must be a BlurSpec or None, got {type(blur).__name__}", section="synthetic-blur")
+    if blur is not None and not isinstance(blur, BlurSpec | BlurMixture):
+        raise DatasetError(
+            f"blur must be a BlurSpec, a BlurMixture or None, got {type(blur).__name__}", section="synthetic-blur"
+        )
     if blur is not None and name not in SYNTHETIC:
         raise DatasetError(f"{name} ships real blur; blur= applies to {sorted(SYNTHETIC)} only", section=section)
 
@@ -61,14 +63,15 @@ def build_dataset(
     color: str = "y",
     crop_size: int | None = 128,
     seed: int = 0,
-    blur: BlurSpec | None = None,
+    blur: Blur | None = None,
     **options: Any,
 ) -> DeblurDataset:
     """One split of a dataset as float tensors in [0, 1]; see docs/datasets.md for each dataset's protocol.
 
     ``crop_size`` crops randomly for training (with ``augment``, the default for train) and centrally for val
     and test; GoPro and Lai test frames stay whole unless ``full_test_frames=False``. ``blur`` (sharp-only sets)
-    defaults to the paper's ``BlurSpec()``. Every random choice derives from ``seed``.
+    defaults to the paper's ``BlurSpec()``; a ``BlurMixture`` draws one blur per image. Every random choice
+    derives from ``seed``.
     """
     _check(name, root, split, color, seed, blur)
     check_size("crop_size", crop_size, section=SECTIONS.get(name, name))

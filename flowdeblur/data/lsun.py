@@ -13,7 +13,7 @@ from pathlib import Path
 import lmdb
 import torch
 
-from .blur import BlurSpec
+from .blur import Blur
 from .dataset import Loaded
 from .errors import DatasetError, listing, preview, require_dir
 from .io import IMAGE_SUFFIXES, decode_image
@@ -99,7 +99,7 @@ def load(
     split: str,
     seed: int,
     *,
-    blur: BlurSpec,
+    blur: Blur,
     image_size: int | None = 128,
     num_samples: int | None = PAPER_SAMPLES,
 ) -> Loaded:

@@ -13,6 +13,8 @@ SAMPLE = 0
 SPLIT = 1
 AUGMENT = 2
 BLUR = 3
+NOISE = 4
+MIXTURE = 5
 
 
 def rng(seed: int, purpose: int, *keys: int) -> np.random.Generator:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .blur import BlurSpec
+from .blur import Blur, Key
 from .errors import DatasetError
 from .io import read_image
 from .transforms import square_resize
@@ -57,10 +57,21 @@ class FilePairs:
 
 
 class SharpImages:
-    """Sharp-only images (CelebA, LSUN, built-in), each blurred by ``blur`` with the kernel of its global index."""
+    """Sharp-only images (CelebA, LSUN, built-in), each blurred by ``blur`` with the kernel of its global index.
 
-    def __init__(self, names: Sequence[str], keys: Sequence[int], read: Reader, blur: BlurSpec, seed: int) -> None:
+    After :meth:`set_epoch` (training sets), the key is (global index, epoch): fresh kernels and noise each epoch.
+    """
+
+    def __init__(self, names: Sequence[str], keys: Sequence[int], read: Reader, blur: Blur, seed: int) -> None:
         self.names, self.keys, self.read, self.blur, self.seed = list(names), list(keys), read, blur, seed
+        self.epoch: int | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the blur of every image anew for ``epoch`` (reproducible from seed, index and epoch)."""
+        self.epoch = epoch
+
+    def _key(self, index: int) -> Key:
+        return self.keys[index] if self.epoch is None else (self.keys[index], self.epoch)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -72,11 +83,11 @@ class SharpImages:
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(blurry, sharp): the sharp image and its synthetic blur, reproducible from (seed, global index)."""
         sharp = self.read(index)
-        return self.blur.apply(sharp, self.seed, self.keys[index]), sharp
+        return self.blur.apply(sharp, self.seed, self._key(index)), sharp
 
     def kernel(self, index: int) -> torch.Tensor:
         """The true blur kernel of item ``index`` (what non-blind baselines such as Wiener are given)."""
-        return self.blur.kernel(self.seed, self.keys[index])
+        return self.blur.kernel(self.seed, self._key(index))
 
 
 class ImageFiles:
