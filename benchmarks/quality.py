@@ -52,6 +52,7 @@ from flowdeblur.inference import resolve_device
 from flowdeblur.metrics import image_scores
 from flowdeblur.train import TrainConfig, train
 from flowdeblur.train.loaders import batch_stream, training_loader
+from flowdeblur.train.stages import STAGES
 
 PROTOCOLS: dict[str, tuple[str, BlurSpec]] = {
     "gaussian3": ("3×3 Gaussian σ=1 (paper)", BlurSpec()),
@@ -60,7 +61,7 @@ PROTOCOLS: dict[str, tuple[str, BlurSpec]] = {
 }
 ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
-STAGE_SHARES = (0.2, 0.2, 0.6)  # of the budget for stages 1, 2, 3; without stage 3, stages 1 and 2 split it 1:1
+STAGE_SHARES = (0.2, 0.2, 0.6, 0.0)  # of the budget for stages 1, 2, 3; without stage 3, stages 1 and 2 split it 1:1
 LEARNING_RATES = DEMO_LEARNING_RATES  # the shipped model's, per stage
 L1_WEIGHT = 0.01  # the trainer's default
 SEED = 0
@@ -81,12 +82,12 @@ class Variant:
         """A folder name for this variant's training run."""
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
-    def shares(self) -> tuple[float, float, float]:
+    def shares(self) -> tuple[float, float, float, float]:
         """The fraction of the budget each stage gets."""
         if self.ssim_stage:
             return STAGE_SHARES
         first_two = STAGE_SHARES[0] + STAGE_SHARES[1]
-        return STAGE_SHARES[0] / first_two, STAGE_SHARES[1] / first_two, 0.0
+        return STAGE_SHARES[0] / first_two, STAGE_SHARES[1] / first_two, 0.0, 0.0
 
 
 def variants(l1_weight: float) -> tuple[Variant, ...]:
@@ -188,7 +189,7 @@ def classical_results(val: list[Triple], test: list[Triple]) -> dict[str, dict[s
 
 # -- UML-IN through the real trainer -------------------------------------------------------------------------------
 def train_config(
-    settings: Settings, output_dir: Path, stage_steps: tuple[int, int, int], l1_weight: float
+    settings: Settings, output_dir: Path, stage_steps: tuple[int, ...], l1_weight: float
 ) -> TrainConfig:
     """The training run of one variant: the built-in crops, no checkpoints, validation at stage ends only."""
     return TrainConfig(
@@ -199,15 +200,15 @@ def train_config(
     )
 
 
-def calibrate(settings: Settings, datasets: tuple[Any, Any], output_dir: Path) -> tuple[float, float, float]:
+def calibrate(settings: Settings, datasets: tuple[Any, Any], output_dir: Path) -> tuple[float, ...]:
     """Seconds per optimiser step of each stage, from a short run of the trainer (its own stage timings)."""
     steps = settings.calibration_steps
-    model_dir = train(train_config(settings, output_dir, (steps, steps, steps), settings.l1_weight), datasets)
+    model_dir = train(train_config(settings, output_dir, (steps,) * len(STAGES), settings.l1_weight), datasets)
     stages = WaveletUNetFlow.from_pretrained(model_dir).metadata["stages"]
-    return tuple(stages[name]["seconds"] / stages[name]["steps"] for name in ("mlr", "transfer", "ssim"))
+    return tuple(stages[name]["seconds"] / stages[name]["steps"] for name in (stage.name for stage in STAGES))
 
 
-def stage_steps(variant: Variant, budget: float, seconds_per_step: tuple[float, ...]) -> tuple[int, int, int]:
+def stage_steps(variant: Variant, budget: float, seconds_per_step: tuple[float, ...]) -> tuple[int, ...]:
     """Steps per stage that fill the variant's share of ``budget`` seconds (at least one per stage it runs)."""
     return tuple(
         max(1, round(budget * share / seconds)) if share else 0

@@ -53,7 +53,7 @@ from flowdeblur.data import BlurSpec
 from flowdeblur.flows.level import CouplingSubnet
 from flowdeblur.inference import TileOptions, deblur_image
 from flowdeblur.train.schedule import stage_optimizer
-from flowdeblur.train.stages import STAGES, StageObjective
+from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from flowdeblur.transfer import TransferNet
 
 RESULT = "RESULT "
@@ -156,7 +156,7 @@ def train_case(model: WaveletUNetFlow, case: dict[str, Any], profile: dict[str, 
     device, stage = torch.device(case["device"]), case["stage"]
     blurry, sharp = (t.to(device) for t in training_batch(profile["crop"], profile["batch"]))
     model.initialize(blurry, sharp)
-    objective = StageObjective(model, l1_weight=0.01, shared_codec=True)
+    objective = StageObjective(model, Objectives())
     objective.stage = stage
     parameters = STAGES[stage].parameters(model)
     optimizer = stage_optimizer(parameters, 1e-4)

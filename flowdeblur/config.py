@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 COLOR_MODES = ("y", "rgb")
+TRANSFER_CONTEXTS = ("blurry", "restored")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class UMLINConfig:
         transfer_hidden_channels: width of the transfer nets h_Γ (Eq. 7).
         transfer_blocks: residual blocks per transfer net.
         transfer_kernel_size: kernel of the transfer nets' convolutions.
+        transfer_dilation: dilation growth d: the transfer nets' residual block b dilates by d^b (paper: 1).
+        transfer_context: low-pass that conditions level l's transfer net: "blurry" x̃^(l) (paper) or "restored" x̂^(l).
+
+    A dilation of 2 doubles the receptive field with each block, for blur wider than a few pixels. The "restored"
+    context is the low-pass already deblurred by the coarser levels, so each level sees what the coarser ones did.
+
+    ``UMLINConfig()`` is the paper's architecture; :data:`PRESETS` names the others flowdeblur ships.
     """
 
     levels: int = 3
@@ -34,6 +42,8 @@ class UMLINConfig:
     transfer_hidden_channels: int = 64
     transfer_blocks: int = 2
     transfer_kernel_size: int = 3
+    transfer_dilation: int = 1
+    transfer_context: str = "blurry"
 
     def __post_init__(self) -> None:
         if self.color not in COLOR_MODES:
@@ -43,6 +53,12 @@ class UMLINConfig:
                 raise ValueError(f"UMLINConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.kernel_size % 2 == 0 or self.transfer_kernel_size % 2 == 0:
             raise ValueError("UMLINConfig kernel sizes must be odd so that convolutions keep the image size")
+        if self.transfer_context not in TRANSFER_CONTEXTS:
+            raise ValueError(
+                f"UMLINConfig.transfer_context must be one of {TRANSFER_CONTEXTS}, got {self.transfer_context!r}"
+            )
+        if self.transfer_dilation < 1:
+            raise ValueError(f"UMLINConfig.transfer_dilation must be at least 1, got {self.transfer_dilation!r}")
         if self.transfer_blocks < 0 or self.clamp <= 0:
             raise ValueError("UMLINConfig.transfer_blocks must be >= 0 and clamp > 0")
 
@@ -63,3 +79,11 @@ class UMLINConfig:
         if unknown:
             raise ValueError(f"unknown UMLINConfig fields {unknown}; known fields are {sorted(known)}")
         return cls(**values)
+
+
+PRESETS: dict[str, UMLINConfig] = {
+    "paper": UMLINConfig(),
+}
+PRESET_NOTES: dict[str, str] = {
+    "paper": "paper: the paper's architecture (§3, §4.1)",
+}

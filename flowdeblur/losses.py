@@ -78,3 +78,20 @@ def ssim_loss(restored: Tensor, sharp: Tensor, sharpness: float = 4.0) -> Tensor
     with torch.autocast(device_type=restored.device.type, enabled=False):
         ssim = structural_similarity_index_measure(_wide(restored), _wide(sharp), data_range=1.0, reduction="none")
         return (2.0 * torch.sigmoid(sharpness * (1.0 - ssim)) - 1.0).mean()
+
+
+PIXEL_LOSSES = ("l1", "charbonnier")
+
+
+def pixel_loss(restored: Tensor, sharp: Tensor, kind: str = "l1", epsilon: float = 1e-3) -> Tensor:
+    """Mean per-pixel distance of the output image to the sharp one: ``|x̂ − x|`` (L1) or ``√((x̂ − x)² + ε²)``.
+
+    Charbonnier is a smooth L1 (differentiable at 0, ``epsilon`` sets where it turns quadratic); both are the image
+    losses of the end-to-end stage, computed in float32 whatever the networks ran in.
+    """
+    if kind not in PIXEL_LOSSES:
+        raise ValueError(f"pixel loss must be one of {PIXEL_LOSSES}, got {kind!r}")
+    difference = _wide(restored) - _wide(sharp)
+    if kind == "l1":
+        return difference.abs().mean()
+    return (difference.square() + epsilon**2).sqrt().mean()

@@ -47,6 +47,7 @@ def default_transfer_factory(config: UMLINConfig, level: int) -> nn.Module:
         hidden_channels=config.transfer_hidden_channels,
         blocks=config.transfer_blocks,
         kernel_size=config.transfer_kernel_size,
+        dilation=config.transfer_dilation,
     )
 
 
@@ -148,9 +149,25 @@ class WaveletUNetFlow(nn.Module):
             low = self.wavelet.haar.synthesis(low, detail)
         return low[..., : size[0], : size[1]]
 
-    def transfer_latents(self, blurry: Encoding) -> list[Tensor]:
-        """ẑ^(l) = h_Γ^(l)(z̃^(l), x̃^(l)) for every level (Eq. 7)."""
-        return [net(z, low) for net, z, low in zip(self.transfer, blurry.latents, blurry.lowpasses, strict=True)]
+    def transfer_latents(self, blurry: Encoding, lowpasses: Sequence[Tensor] | None = None) -> list[Tensor]:
+        """ẑ^(l) = h_Γ^(l)(z̃^(l), x^(l)) for every level (Eq. 7), conditioned on ``lowpasses`` (default x̃^(l))."""
+        lows = blurry.lowpasses if lowpasses is None else lowpasses
+        return [net(z, low) for net, z, low in zip(self.transfer, blurry.latents, lows, strict=True)]
+
+    def synthesize(self, blurry: Encoding) -> Tensor:
+        """Transfer (Eq. 7) and synthesis (Eq. 8, 9) from the blurry encoding, coarse to fine, unclipped.
+
+        Level l's transfer net sees x̃^(l) (``transfer_context="blurry"``, the paper), or x̂^(l) just rebuilt from
+        the coarser levels (``"restored"``); either way the sharp branch's INN inverts ẑ^(l) given x̂^(l).
+        """
+        flows, restored_context = self.flows["sharp"], self.config.transfer_context == "restored"
+        low = blurry.coarsest
+        for level in reversed(range(self.config.levels)):
+            context = low if restored_context else blurry.lowpasses[level]
+            z_hat = self.transfer[level](blurry.latents[level], context)
+            detail, _ = flows[level](z_hat, c=[low], rev=True)
+            low = self.wavelet.haar.synthesis(low, detail)
+        return low[..., : blurry.size[0], : blurry.size[1]]
 
     @torch.no_grad()
     def initialize(self, blurry: Tensor, sharp: Tensor) -> None:
@@ -164,8 +181,7 @@ class WaveletUNetFlow(nn.Module):
 
     def deblur_working(self, working: Tensor) -> Tensor:
         """The whole U on the networks' channels, unclipped: encode blurry, transfer, decode sharp."""
-        blurry = self.encode(working, "blur")
-        return self.decode(self.transfer_latents(blurry), blurry.coarsest, blurry.size, "sharp")
+        return self.synthesize(self.encode(working, "blur"))
 
     def forward(self, blurry: Tensor) -> Tensor:
         """Deblur a batch (N, C, H, W) in [0, 1]; the result has the input's shape and is clipped to [0, 1]."""

@@ -7,13 +7,13 @@ from torch import Tensor, nn
 
 
 class _ResidualBlock(nn.Module):
-    def __init__(self, channels: int, kernel_size: int):
+    def __init__(self, channels: int, kernel_size: int, dilation: int = 1):
         super().__init__()
-        padding = kernel_size // 2
+        padding = dilation * (kernel_size // 2)
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, kernel_size, padding=padding),
+            nn.Conv2d(channels, channels, kernel_size, padding=padding, dilation=dilation),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, kernel_size, padding=padding),
+            nn.Conv2d(channels, channels, kernel_size, padding=padding, dilation=dilation),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -23,13 +23,14 @@ class _ResidualBlock(nn.Module):
 class TransferNet(nn.Module):
     """Residual CNN ``ẑ = z̃ + r([z̃, x̃^(l)])``; the last layer starts at zero, so ẑ = z̃ at initialisation.
 
-    Not invertible and need not be: it only maps between the two branches' latent spaces. Its output is
-    at least float32 even under autocast.
+    Not invertible and need not be: it only maps between the two branches' latent spaces. Residual block b dilates
+    by ``dilation ** b``, so the receptive field grows geometrically with depth. Its output is at least float32
+    even under autocast.
     """
 
     def __init__(
         self, latent_channels: int, condition_channels: int, hidden_channels: int = 64, blocks: int = 2,
-        kernel_size: int = 3,
+        kernel_size: int = 3, dilation: int = 1,
     ):
         super().__init__()
         padding = kernel_size // 2
@@ -39,7 +40,7 @@ class TransferNet(nn.Module):
         self.body = nn.Sequential(
             nn.Conv2d(latent_channels + condition_channels, hidden_channels, kernel_size, padding=padding),
             nn.ReLU(inplace=True),
-            *(_ResidualBlock(hidden_channels, kernel_size) for _ in range(blocks)),
+            *(_ResidualBlock(hidden_channels, kernel_size, dilation**block) for block in range(blocks)),
             last,
         )
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from flowdeblur.losses import gaussian_nll_bits_per_dim, latent_l1, latent_mse, mlr_loss, ssim_loss
+from flowdeblur.losses import gaussian_nll_bits_per_dim, latent_l1, latent_mse, mlr_loss, pixel_loss, ssim_loss
 
 
 def test_nll_matches_torch_distributions_in_bits_per_dim():
@@ -63,3 +63,17 @@ def test_ssim_loss_is_computed_in_float32_under_autocast():
         mixed = ssim_loss(restored, sharp)
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, ssim_loss(restored, sharp))
+
+
+def test_pixel_losses_measure_the_distance_and_send_gradients_to_the_output():
+    sharp = torch.zeros(2, 1, 4, 4)
+    restored = torch.full((2, 1, 4, 4), 0.3, requires_grad=True)
+    assert pixel_loss(restored, sharp, "l1").item() == pytest.approx(0.3)
+    assert pixel_loss(restored, sharp, "charbonnier", epsilon=0.4).item() == pytest.approx(0.5)
+    assert pixel_loss(sharp, sharp, "charbonnier", epsilon=1e-3).item() == pytest.approx(1e-3)
+    for kind in ("l1", "charbonnier"):
+        restored.grad = None
+        pixel_loss(restored, sharp, kind).backward()
+        assert (restored.grad > 0).all()
+    with pytest.raises(ValueError, match="pixel loss must be one of"):
+        pixel_loss(restored, sharp, "l2")

@@ -22,9 +22,9 @@ def small_model(color="y", dtype=torch.float32, **overrides) -> WaveletUNetFlow:
     return model
 
 
-def identity_model(color: str) -> WaveletUNetFlow:
+def identity_model(color: str, **overrides) -> WaveletUNetFlow:
     """Both branches share weights and the transfer nets are untrained: the whole U is the identity."""
-    model = small_model(color)
+    model = small_model(color, **overrides)
     for net in model.transfer:
         torch.nn.init.zeros_(net.body[-1].weight)
         torch.nn.init.zeros_(net.body[-1].bias)
@@ -63,11 +63,48 @@ def test_whole_branch_log_det_matches_the_brute_force_jacobian(color):
     torch.testing.assert_close(total[0], brute_force_log_det(branch, image[0]), rtol=1e-6, atol=1e-8)
 
 
+TRANSFER_OPTIONS = [{}, {"transfer_dilation": 2, "transfer_blocks": 3}, {"transfer_context": "restored"}]
+
+
+@pytest.mark.parametrize("options", TRANSFER_OPTIONS)
 @pytest.mark.parametrize("color,channels", [("y", 1), ("y", 3), ("rgb", 3)])
-def test_identical_branches_make_the_model_the_identity(color, channels):
-    model = identity_model(color)
+def test_identical_branches_make_the_model_the_identity(color, channels, options):
+    model = identity_model(color, **options)
     image = 0.1 + 0.8 * torch.rand(2, channels, 45, 67)
     torch.testing.assert_close(model(image), image, atol=2e-5, rtol=0)
+
+
+def test_synthesis_with_the_blurry_context_is_transfer_then_decode():
+    model = small_model(levels=3)
+    encoding = model.encode(torch.rand(2, 1, 24, 40), "blur")
+    expected = model.decode(model.transfer_latents(encoding), encoding.coarsest, encoding.size, "sharp")
+    torch.testing.assert_close(model.synthesize(encoding), expected)
+
+
+def test_the_restored_context_conditions_each_transfer_net_on_the_rebuilt_low_pass():
+    model = small_model(levels=2, transfer_context="restored")
+    encoding = model.encode(torch.rand(1, 1, 16, 16), "blur")
+    seen = []
+    for net in model.transfer:
+        net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[1]))
+    restored = model.synthesize(encoding)
+    torch.testing.assert_close(seen[0], encoding.coarsest)  # the coarsest level: nothing restored above it
+    latents = [model.transfer[level](encoding.latents[level], low) for level, low in ((1, seen[0]), (0, seen[1]))]
+    rebuilt = model.decode(latents[::-1], encoding.coarsest, encoding.size, "sharp")
+    torch.testing.assert_close(restored, rebuilt)
+    assert not torch.allclose(seen[1], encoding.lowpasses[0])  # level 1 sees x̂^(1), not x̃^(1)
+
+
+def test_dilated_transfer_nets_grow_their_receptive_field():
+    plain, dilated = (small_model(transfer_blocks=3, transfer_dilation=d) for d in (1, 2))
+    for model in (plain, dilated):
+        perturb_parameters(model.transfer, scale=0.1)
+    reach = []
+    for model in (plain, dilated):
+        latent = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        model.transfer[0](latent, torch.rand(1, 1, 64, 64))[0, :, 32, 32].sum().backward()
+        reach.append(int((latent.grad.abs().sum((0, 1)) > 0).any(0).sum()))
+    assert reach == [1 + 2 * (1 + 2 * 3 + 1), 1 + 2 * (1 + 2 * (1 + 2 + 4) + 1)]  # 3x3 convolutions
 
 
 def test_y_model_keeps_the_chroma_of_rgb_input_and_clips():

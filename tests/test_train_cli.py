@@ -47,13 +47,13 @@ def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     every_flag = ["--" + dest.replace("_", "-") for dest in vars(build_parser("").parse_args([]))]
     for flag in (*COMMON_FLAGS, *every_flag):
         assert flag in text, flag
-    assert text.count("(default:") == len(every_flag)
+    assert text.count("(default:") + text.count("(unset:") == len(every_flag)
     dataset, batch_size, blur = PAPER_DEFAULTS[name]
     assert f"dataset to train on (default: {dataset})" in text
     assert f"images per process and step (default: {batch_size})" in text
     assert f"unset: the dataset's default (default: {blur})" in text
-    for architecture in ("wavelet levels L (default: 3)", "flow steps K per level (default: 4)",
-                         "coupling subnet kernel size (default: 5)", "Y channel (paper) or RGB (default: y)"):
+    for architecture in ("wavelet levels L (paper: 3) (unset: --preset's)",
+                         "flow steps K per level INN (paper: 4) (unset: --preset's)", "--preset {paper"):
         assert architecture in text, architecture
 
 
@@ -82,7 +82,7 @@ def test_flags_become_the_train_config():
     )
     config = config_from_args(args)
     assert config.dataset == "lsun" and config.data_dir == Path("/data/lsun") and config.batch_size == 32
-    assert config.stage_steps == (50_000, 7, 10_000) and config.learning_rates == (1e-3, 1e-3, 5e-5)
+    assert config.stage_steps == (50_000, 7, 10_000, 0) and config.learning_rates == (1e-3, 1e-3, 5e-5, 1e-3)
     assert config.model.levels == 2 and config.model.steps == 1 and config.model.kernel_size == 5
     assert config.blur == BlurSpec() and config.checkpoints_total_limit is None
     assert config.resume_from_checkpoint == "latest" and config.mixed_precision == "bf16"
@@ -95,8 +95,10 @@ def test_unknown_recipe_defaults_are_refused():
 
 @pytest.mark.parametrize(
     ("settings", "flag"),
-    [({"l1_weight": 1.0}, "--l1-weight"), ({"image_size": 100}, "--image-size"), ({"stage_steps": (0, 0, 0)}, "stage"),
-     ({"mixed_precision": "fp8"}, "--mixed-precision"), ({"batch_size": 0}, "--batch-size")],
+    [({"l1_weight": 1.0}, "--l1-weight"), ({"image_size": 100}, "--image-size"),
+     ({"stage_steps": (0, 0, 0, 0)}, "stage"), ({"mixed_precision": "fp8"}, "--mixed-precision"),
+     ({"batch_size": 0}, "--batch-size"), ({"pixel_loss": "l2"}, "--pixel-loss"),
+     ({"stage4_ssim_weight": -1.0}, "--stage4-ssim-weight")],
 )
 def test_impossible_settings_name_the_flag_to_change(settings, flag):
     with pytest.raises(TrainConfigError, match=flag):

@@ -60,7 +60,7 @@ def test_two_processes_train_all_three_stages_and_end_with_the_same_weights(two_
     metadata = model.metadata
     assert metadata["processes"] == 2
     assert metadata["weight_digests"] == [weight_digest(model)] * 2
-    assert metadata["stage_steps"] == {"mlr": 2, "transfer": 2, "ssim": 2}
+    assert metadata["stage_steps"] == {"mlr": 2, "transfer": 2, "ssim": 2, "joint": 0}
     assert metadata["validation"]["images"] == 3 and metadata["dataset"]["dataset"] == "builtin"
     checkpoint = output_dir / "checkpoints" / "checkpoint-3"
     assert {"random_states_0.pkl", "random_states_1.pkl", "model.safetensors"} <= {p.name for p in checkpoint.iterdir()}
@@ -91,7 +91,7 @@ POISONED_RUN = textwrap.dedent(
     from flowdeblur.train.loaders import EpochSampler, load_datasets
 
     config = TrainConfig(
-        output_dir=Path(sys.argv[1]), stage_steps=(3, 1, 1), batch_size=2, image_size=32, num_workers=0,
+        output_dir=Path(sys.argv[1]), stage_steps=(3, 1, 1, 0), batch_size=2, image_size=32, num_workers=0,
         warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
         model=UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1),
     )

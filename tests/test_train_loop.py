@@ -15,7 +15,7 @@ from flowdeblur.train import TrainConfig, train
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.checkpoints import list_checkpoints
 from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
-from flowdeblur.train.stages import STAGES, StageObjective
+from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from tests.flow_checks import ROUND_TRIP_TOLERANCE
 
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)
@@ -23,7 +23,7 @@ TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channel
 
 def tiny_config(tmp_path, name="run", **overrides) -> TrainConfig:
     settings = dict(
-        output_dir=tmp_path / name, model=TINY, stage_steps=(2, 2, 2), batch_size=2, image_size=32, num_workers=0,
+        output_dir=tmp_path / name, model=TINY, stage_steps=(2, 2, 2, 0), batch_size=2, image_size=32, num_workers=0,
         warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
     )
     return TrainConfig(**{**settings, **overrides})
@@ -48,13 +48,13 @@ def final_weights(path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("shared_codec", [False, True])
-@pytest.mark.parametrize("index", range(3))
+@pytest.mark.parametrize("index", range(len(STAGES)))
 def test_each_stage_sends_gradients_to_exactly_the_parameters_it_trains(index, shared_codec):
     torch.manual_seed(0)
     model = WaveletUNetFlow(TINY)
     blurry, sharp = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
     model.initialize(blurry, sharp)
-    objective = StageObjective(model, l1_weight=0.01, shared_codec=shared_codec)
+    objective = StageObjective(model, Objectives(l1_weight=0.01, shared_codec=shared_codec))
     objective.stage = index
     objective(blurry, sharp)["loss"].backward()
     with_grad = {id(p) for p in model.parameters() if p.grad is not None}
@@ -63,9 +63,45 @@ def test_each_stage_sends_gradients_to_exactly_the_parameters_it_trains(index, s
     assert with_grad == {id(p) for p in expected}
 
 
+# Mean losses per stage of tiny_config's run (stage steps 2, 2, 2) as the paper's three stages gave them before the
+# joint stage and the image-loss options existed: the reproduction must not drift.
+PAPER_SCHEDULE_LOSSES = {
+    "mlr": {"loss": -3.0308248698711395, "bpd_blur": -3.064387083053589, "bpd_sharp": 0.01125025749206543},
+    "transfer": {"loss": 2.100597083568573},
+    "ssim": {"loss": 0.21228283643722534},
+}
+
+
+def test_the_paper_schedule_gives_the_losses_it_always_gave(tmp_path):
+    stages = WaveletUNetFlow.from_pretrained(train(tiny_config(tmp_path))).metadata["stages"]
+    for stage, losses in PAPER_SCHEDULE_LOSSES.items():
+        for name, value in losses.items():
+            assert stages[stage][name] == pytest.approx(value, rel=1e-4, abs=1e-5), (stage, name)
+    assert "joint" not in stages
+
+
+@pytest.mark.parametrize("options", [{}, {"stage4_ssim_weight": 0.5, "stage4_nll_weight": 0.1,
+                                      "pixel_loss": "charbonnier"}])
+def test_the_joint_schedule_starts_at_the_identity_and_trains_every_part(tmp_path, options):
+    config = tiny_config(tmp_path, stage_steps=(0, 0, 0, 3), **options)
+    objective_model = WaveletUNetFlow(TINY)
+    first = next(iter(training_loader(load_datasets(config)[0], config)))
+    torch.manual_seed(config.seed)
+    objective_model.initialize(first["blurry"], first["sharp"])
+    objective_model.flows["sharp"].load_state_dict(objective_model.flows["blur"].state_dict())
+    with torch.no_grad():  # the shared-codec start: the U returns its input
+        torch.testing.assert_close(objective_model(first["blurry"]), first["blurry"], atol=2e-5, rtol=0)
+    model = WaveletUNetFlow.from_pretrained(train(config))
+    summary = model.metadata["stages"]["joint"]
+    assert summary["steps"] == 3 and math.isfinite(summary["loss"])
+    expected_parts = {"l1"} if not options else {"charbonnier", "ssim", "bpd_blur", "bpd_sharp"}
+    assert expected_parts <= set(summary)
+    assert set(model.metadata["stages"]) == {"joint"}
+
+
 @pytest.mark.parametrize("codec", ["shared", "separate"])
 def test_a_shared_codec_hands_stage_1_inns_to_the_sharp_branch(tmp_path, codec):
-    weights = final_weights(train(tiny_config(tmp_path, codec, stage_steps=(2, 0, 0), codec=codec)))
+    weights = final_weights(train(tiny_config(tmp_path, codec, stage_steps=(2, 0, 0, 0), codec=codec)))
     blur = {k[len("flows.blur."):]: v for k, v in weights.items() if k.startswith("flows.blur.")}
     sharp = {k[len("flows.sharp."):]: v for k, v in weights.items() if k.startswith("flows.sharp.")}
     same = all(torch.equal(blur[k], sharp[k]) for k in blur)
@@ -80,7 +116,7 @@ class _InterruptedError(Exception):
 def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
     tmp_path, monkeypatch, interrupt_at, accumulation
 ):
-    stages = dict(stage_steps=(2, 3, 2), gradient_accumulation_steps=accumulation)
+    stages = dict(stage_steps=(2, 3, 2, 0), gradient_accumulation_steps=accumulation)
     reference = final_weights(train(tiny_config(tmp_path, "uninterrupted", **stages)))
 
     save = trainer_module.save_checkpoint
@@ -185,7 +221,7 @@ class _Poisoned(Dataset):
 
 
 def test_a_nan_batch_is_skipped_counted_and_logged_and_training_goes_on(tmp_path, caplog):
-    config = tiny_config(tmp_path, stage_steps=(3, 1, 1))
+    config = tiny_config(tmp_path, stage_steps=(3, 1, 1, 0))
     train_set, val_set = load_datasets(config)
     second_batch = list(EpochSampler(train_set, config.seed))[config.batch_size]
     with caplog.at_level(logging.INFO, logger="flowdeblur"):
@@ -202,7 +238,7 @@ def test_a_nan_batch_is_skipped_counted_and_logged_and_training_goes_on(tmp_path
 
 def test_report_to_tensorboard_logs_steps_and_validations(tmp_path):
     event_processing = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    train(tiny_config(tmp_path, stage_steps=(1, 1, 1), report_to="tensorboard"))
+    train(tiny_config(tmp_path, stage_steps=(1, 1, 1, 0), report_to="tensorboard"))
     events = event_processing.EventAccumulator(str(tmp_path / "run" / "logs" / "flowdeblur"))
     events.Reload()
     tags = set(events.Tags()["scalars"])

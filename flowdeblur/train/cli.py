@@ -12,20 +12,102 @@ from typing import Any
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..checkpoint import CheckpointError
-from ..config import COLOR_MODES, UMLINConfig
-from ..data import DATASET_NAMES, BlurSpec, DatasetError
-from ..data.blur import KINDS
-from .config import CODECS, MIXED_PRECISION, STAGE_COUNT, TRACKERS, TrainConfig, TrainConfigError
+from ..config import COLOR_MODES, PRESET_NOTES, PRESETS, TRANSFER_CONTEXTS, UMLINConfig
+from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
+from ..data.blur import BORDERS, KINDS
+from ..losses import PIXEL_LOSSES
+from .config import CODECS, MIXED_PRECISION, SCHEDULES, STAGE_COUNT, TRACKERS, TrainConfig, TrainConfigError
 from .stages import STAGES
 from .trainer import train
 
 _TRAIN = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
-_MODEL = UMLINConfig()
-MODEL_FLAGS = ("levels", "steps", "kernel_size", "hidden_channels", "transfer_hidden_channels", "transfer_blocks")
+_MIXTURE = BlurMixture()
+MIXTURE_FIELDS = ("none", "gaussian", "defocus", "motion", "sigma", "radius", "motion_length", "noise_std")
+MODEL_CHOICES = {"color": COLOR_MODES, "transfer_context": TRANSFER_CONTEXTS}
+FROM_SCHEDULE = "from --schedule"
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each flag's default in its help; the recipe's description kept as written."""
+    """Each flag's default in its help (or what an unset flag takes); the recipe's description kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.help and "(unset: " in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _attribute_help(cls: type) -> dict[str, str]:
+    """The one-line description of each field in a dataclass docstring's ``Attributes:`` section."""
+    lines = (cls.__doc__ or "").split("Attributes:", 1)[-1].splitlines()
+    described = {}
+    for line in lines:
+        name, colon, text = line.strip().partition(": ")
+        if colon and name.isidentifier():
+            described[name] = text.rstrip(".")
+    return described
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`UMLINConfig` field (so none can be missing), defaulting to the chosen --preset."""
+    model = parser.add_argument_group("model (UML-IN architecture; unset flags take --preset's values)")
+    model.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                       help="architecture to start from: " + "; ".join(PRESET_NOTES[n] for n in sorted(PRESETS)))
+    described = _attribute_help(UMLINConfig)
+    for spec in dataclasses.fields(UMLINConfig):
+        kind = type(spec.default)
+        model.add_argument(f"--{spec.name.replace('_', '-')}", type=kind, choices=MODEL_CHOICES.get(spec.name),
+                           default=None, help=f"{described.get(spec.name, spec.name)} (unset: --preset's)")
+
+
+def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("synthetic blur (sharp-only datasets builtin, celeba and lsun)")
+    data.add_argument("--blur-kind", choices=(*KINDS, "mix"), default=None,
+                      help="one kind of blur for every image, or 'mix': one drawn per image from the --mix-* "
+                      "mixture; unset: the dataset's default")
+    data.add_argument("--blur-kernel-size", type=int, default=3, help="kernel size of --blur-kind (odd)")
+    data.add_argument("--blur-sigma", type=float, default=1.0, help="sigma of --blur-kind gaussian")
+    data.add_argument("--blur-radius", type=float, default=None,
+                      help="disk radius of --blur-kind defocus (unset: half the kernel size)")
+    data.add_argument("--blur-motion-length", type=float, default=None,
+                      help="trajectory length of --blur-kind motion (unset: kernel size - 1)")
+    data.add_argument("--blur-noise-std", type=float, default=0.0, help="Gaussian sensor noise after the blur")
+    data.add_argument("--blur-border", choices=BORDERS, default="reflect", help="border handling of the convolution")
+    data.add_argument("--blur-quantize", action=argparse.BooleanOptionalAction, default=True,
+                      help="store blurred images as 8 bits, as a dataset on disk would")
+    for name in MIXTURE_FIELDS:
+        default = getattr(_MIXTURE, name)
+        pair = isinstance(default, tuple)
+        data.add_argument(f"--mix-{name.replace('_', '-')}", type=float, nargs=2 if pair else None,
+                          metavar=("LOW", "HIGH") if pair else None, default=default,
+                          help=f"--blur-kind mix: {'range (uniform) of the ' if pair else 'weight of '}{name}")
+
+
+def _add_stage_flags(parser: argparse.ArgumentParser) -> None:
+    stages = parser.add_argument_group("stages (the paper's Appendix A, and the joint stage)")
+    stages.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper",
+                        help="stage steps unless --stageN-steps is given: " + ", ".join(
+                            f"{name} {steps}" for name, steps in SCHEDULES.items()))
+    for number, stage in enumerate(STAGES, start=1):
+        stages.add_argument(f"--stage{number}-steps", type=int, default=None,
+                            help=f"optimiser steps of stage {number}: {stage.description}; 0 skips it (unset: "
+                            f"{FROM_SCHEDULE})")
+        stages.add_argument(f"--stage{number}-lr", type=float, default=_TRAIN["learning_rates"][number - 1],
+                            help=f"peak Adamax learning rate of stage {number}")
+    stages.add_argument("--warmup-steps", type=int, default=_TRAIN["warmup_steps"],
+                        help="linear warm-up steps at the start of each stage, then cosine decay")
+    stages.add_argument("--l1-weight", type=float, default=_TRAIN["l1_weight"], help="λ of the L1 term of Eq. 13")
+    stages.add_argument("--pixel-loss", choices=PIXEL_LOSSES, default=_TRAIN["pixel_loss"],
+                        help="image loss of the joint stage (and of stage 3 with --stage3-pixel-weight)")
+    stages.add_argument("--stage3-pixel-weight", type=float, default=_TRAIN["stage3_pixel_weight"],
+                        help="weight of --pixel-loss beside L_SSIM in stage 3 (the paper: 0)")
+    stages.add_argument("--stage4-ssim-weight", type=float, default=_TRAIN["stage4_ssim_weight"],
+                        help="weight of L_SSIM beside --pixel-loss in the joint stage")
+    stages.add_argument("--stage4-nll-weight", type=float, default=_TRAIN["stage4_nll_weight"],
+                        help="weight of L_ML (bits/dim of both branches) in the joint stage")
+    stages.add_argument("--codec", choices=CODECS, default=_TRAIN["codec"],
+                        help="shared: one INN per level learns blurry and sharp images in stage 1 and the sharp branch "
+                        "starts as its copy; separate: each branch learns its own images (docs/training.md)")
+    stages.add_argument("--max-grad-norm", type=float, default=_TRAIN["max_grad_norm"], help="gradient clipping")
 
 
 def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
@@ -36,39 +118,12 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=None, help="the dataset's folder (layouts: docs/datasets.md); "
                       "not used by --dataset builtin")
     data.add_argument("--image-size", type=int, default=_TRAIN["image_size"], help="training crop size")
-    data.add_argument("--color", choices=COLOR_MODES, default=_MODEL.color, help="Y channel (paper) or RGB")
-    data.add_argument("--blur-kind", choices=KINDS, default=None,
-                      help="synthetic blur of the sharp-only datasets builtin, celeba and lsun; "
-                      "unset: the dataset's default")
-    data.add_argument("--blur-kernel-size", type=int, default=3, help="kernel size of --blur-kind (odd)")
-    data.add_argument("--blur-sigma", type=float, default=1.0, help="sigma of --blur-kind gaussian")
     data.add_argument("--num-workers", type=int, default=_TRAIN["num_workers"], help="data loading processes")
     data.add_argument("--validation-images", type=int, default=_TRAIN["validation_images"],
                       help="validation images scored each time (the first of the val split)")
-
-    model = parser.add_argument_group("model (UML-IN architecture)")
-    model.add_argument("--levels", type=int, default=_MODEL.levels, help="wavelet levels L")
-    model.add_argument("--steps", type=int, default=_MODEL.steps, help="flow steps K per level")
-    model.add_argument("--kernel-size", type=int, default=_MODEL.kernel_size, help="coupling subnet kernel size")
-    model.add_argument("--hidden-channels", type=int, default=_MODEL.hidden_channels, help="coupling subnet width")
-    model.add_argument("--transfer-hidden-channels", type=int, default=_MODEL.transfer_hidden_channels,
-                       help="transfer net width")
-    model.add_argument("--transfer-blocks", type=int, default=_MODEL.transfer_blocks,
-                       help="residual blocks per transfer net")
-
-    stages = parser.add_argument_group("stages (paper Appendix A)")
-    for number, stage in enumerate(STAGES, start=1):
-        stages.add_argument(f"--stage{number}-steps", type=int, default=_TRAIN["stage_steps"][number - 1],
-                            help=f"optimiser steps of stage {number}: {stage.description} (0 skips it)")
-        stages.add_argument(f"--stage{number}-lr", type=float, default=_TRAIN["learning_rates"][number - 1],
-                            help=f"peak Adamax learning rate of stage {number}")
-    stages.add_argument("--warmup-steps", type=int, default=_TRAIN["warmup_steps"],
-                        help="linear warm-up steps at the start of each stage, then cosine decay")
-    stages.add_argument("--l1-weight", type=float, default=_TRAIN["l1_weight"], help="λ of the L1 term of Eq. 13")
-    stages.add_argument("--codec", choices=CODECS, default=_TRAIN["codec"],
-                        help="shared: one INN per level learns blurry and sharp images in stage 1 and the sharp branch "
-                        "starts as its copy; separate: each branch learns its own images (docs/training.md)")
-    stages.add_argument("--max-grad-norm", type=float, default=_TRAIN["max_grad_norm"], help="gradient clipping")
+    _add_blur_flags(parser)
+    _add_model_flags(parser)
+    _add_stage_flags(parser)
 
     run = parser.add_argument_group("run")
     run.add_argument("--output-dir", default=str(_TRAIN["output_dir"]), help="checkpoints, logs and the final model")
@@ -97,15 +152,32 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _blur(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
+    """The synthetic blur the flags describe (None: the dataset's default)."""
+    common = dict(border=args.blur_border, quantize=args.blur_quantize)
+    if args.blur_kind is None:
+        return None
+    if args.blur_kind == "mix":
+        return BlurMixture(**{name: getattr(args, f"mix_{name}") for name in MIXTURE_FIELDS}, **common)
+    return BlurSpec(kind=args.blur_kind, kernel_size=args.blur_kernel_size, sigma=args.blur_sigma,
+                    radius=args.blur_radius, motion_length=args.blur_motion_length, noise_std=args.blur_noise_std,
+                    **common)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig that parsed flags describe (checked, so bad values raise TrainConfigError)."""
     values = vars(args)
-    blur = None
-    if args.blur_kind is not None:
-        blur = BlurSpec(kind=args.blur_kind, kernel_size=args.blur_kernel_size, sigma=args.blur_sigma)
+    schedule = SCHEDULES[args.schedule]
+    stage_steps = tuple(
+        schedule[n - 1] if values[f"stage{n}_steps"] is None else values[f"stage{n}_steps"]
+        for n in range(1, STAGE_COUNT + 1)
+    )
     try:
-        model = UMLINConfig(color=args.color, **{name: values[name] for name in MODEL_FLAGS})
-    except ValueError as error:
+        blur = _blur(args)
+        chosen = {spec.name: values[spec.name] for spec in dataclasses.fields(UMLINConfig)
+                  if values[spec.name] is not None}
+        model = dataclasses.replace(PRESETS[args.preset], **chosen)
+    except (ValueError, DatasetError) as error:
         raise TrainConfigError(str(error)) from error
     return TrainConfig(
         dataset=args.dataset,
@@ -116,10 +188,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         image_size=args.image_size,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
-        stage_steps=tuple(values[f"stage{n}_steps"] for n in range(1, STAGE_COUNT + 1)),
+        stage_steps=stage_steps,
         learning_rates=tuple(values[f"stage{n}_lr"] for n in range(1, STAGE_COUNT + 1)),
         warmup_steps=args.warmup_steps,
         l1_weight=args.l1_weight,
+        pixel_loss=args.pixel_loss,
+        stage3_pixel_weight=args.stage3_pixel_weight,
+        stage4_ssim_weight=args.stage4_ssim_weight,
+        stage4_nll_weight=args.stage4_nll_weight,
         codec=args.codec,
         max_grad_norm=args.max_grad_norm,
         gradient_accumulation_steps=args.gradient_accumulation_steps,

@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import UMLINConfig
-from ..data import DATASET_NAMES, BlurSpec
+from ..data import DATASET_NAMES, BlurMixture, BlurSpec
+from ..losses import PIXEL_LOSSES
+from .stages import STAGES, ImageLoss, Objectives
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 CODECS = ("shared", "separate")
 TRACKERS = ("none", "tensorboard")
-STAGE_COUNT = 3
+STAGE_COUNT = len(STAGES)
+# Steps per stage (mlr, transfer, ssim, joint) of each named schedule: the paper's three stages, or end to end.
+SCHEDULES: dict[str, tuple[int, int, int, int]] = {
+    "paper": (50_000, 20_000, 10_000, 0),
+    "joint": (0, 0, 0, 50_000),
+}
 
 
 class TrainConfigError(ValueError):
@@ -22,10 +29,14 @@ class TrainConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run: data, the UML-IN architecture, the three stages, and how the run is kept and resumed.
+    """One training run: data, the UML-IN architecture, the stages, and how the run is kept and resumed.
 
-    Stage ``i`` (1: L_MLR, Eq. 13; 2: L_MSE, Eq. 11; 3: L_SSIM, Eq. 12) runs ``stage_steps[i-1]`` optimiser steps
-    at peak learning rate ``learning_rates[i-1]``; 0 steps skips a stage. ``batch_size`` is per process, so one
+    Stage ``i`` (1: L_MLR, Eq. 13; 2: L_MSE, Eq. 11; 3: L_SSIM, Eq. 12; 4: joint, the image loss end to end) runs
+    ``stage_steps[i-1]`` optimiser steps at peak learning rate ``learning_rates[i-1]``; 0 steps skips a stage.
+    The defaults are the paper's schedule (stages 1-3, :data:`SCHEDULES`). Stage 3 minimises
+    ``stage3_pixel_weight × pixel + L_SSIM`` (the paper: weight 0); stage 4 minimises
+    ``pixel + stage4_ssim_weight × L_SSIM + stage4_nll_weight × L_ML``, the pixel loss being ``pixel_loss``.
+    ``batch_size`` is per process, so one
     step sees ``batch_size x gradient_accumulation_steps x processes`` images. ``checkpointing_steps`` and
     ``validation_steps`` count steps over all stages (0: never, apart from the final validation).
     ``codec`` "shared" trains one INN per level on blurry and sharp images alike in stage 1 and starts the sharp
@@ -34,7 +45,7 @@ class TrainConfig:
     --mixed_precision``), "no" without one.
 
     Example:
-        >>> config = TrainConfig(stage_steps=(2, 2, 2), batch_size=2, image_size=32,
+        >>> config = TrainConfig(stage_steps=(2, 2, 2, 0), batch_size=2, image_size=32,
         ...                      model=UMLINConfig(levels=2, steps=1, hidden_channels=8))
         >>> config.total_steps
         6
@@ -44,14 +55,18 @@ class TrainConfig:
     data_dir: Path | None = None
     output_dir: Path = Path("runs/uml-in")
     model: UMLINConfig = field(default_factory=UMLINConfig)
-    blur: BlurSpec | None = None
+    blur: BlurSpec | BlurMixture | None = None
     image_size: int = 128
     batch_size: int = 16
     num_workers: int = 2
-    stage_steps: tuple[int, int, int] = (50_000, 20_000, 10_000)
-    learning_rates: tuple[float, float, float] = (1e-3, 1e-3, 1e-4)
+    stage_steps: tuple[int, int, int, int] = SCHEDULES["paper"]
+    learning_rates: tuple[float, float, float, float] = (1e-3, 1e-3, 1e-4, 1e-3)
     warmup_steps: int = 1_000
     l1_weight: float = 0.01
+    pixel_loss: str = "l1"
+    stage3_pixel_weight: float = 0.0
+    stage4_ssim_weight: float = 0.0
+    stage4_nll_weight: float = 0.0
     codec: str = "shared"
     max_grad_norm: float = 50.0
     gradient_accumulation_steps: int = 1
@@ -84,6 +99,10 @@ class TrainConfig:
             problems.append(f"learning rates must be {STAGE_COUNT} positive values, got {self.learning_rates}")
         if not 0.0 <= self.l1_weight < 1.0:
             problems.append(f"--l1-weight (λ of Eq. 13) must lie in [0, 1), got {self.l1_weight}")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            problems.append(f"--pixel-loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
+        weights = ("stage3_pixel_weight", "stage4_ssim_weight", "stage4_nll_weight")
+        problems += [f"--{n.replace('_', '-')} must be >= 0" for n in weights if not getattr(self, n) >= 0]
         if self.codec not in CODECS:
             problems.append(f"--codec must be one of {CODECS}, got {self.codec!r}")
         if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
@@ -104,8 +123,18 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        """Optimiser steps over all three stages."""
+        """Optimiser steps over all stages."""
         return sum(self.stage_steps)
+
+    def objectives(self) -> Objectives:
+        """What the stages minimise, from these settings."""
+        return Objectives(
+            l1_weight=self.l1_weight,
+            shared_codec=self.codec == "shared",
+            stage3=ImageLoss(self.pixel_loss, pixel_weight=self.stage3_pixel_weight, ssim_weight=1.0),
+            joint=ImageLoss(self.pixel_loss, pixel_weight=1.0, ssim_weight=self.stage4_ssim_weight,
+                            nll_weight=self.stage4_nll_weight),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (paths as strings), for the model's metadata and the trackers."""

@@ -1,6 +1,6 @@
-"""The paper's three training stages (Appendix A): what each one trains and the loss it minimises.
+"""The training stages: the paper's three (Appendix A) and an end-to-end one; what each trains and minimises.
 
-One :class:`StageObjective` wraps the model for all three, so that a single distributed wrapper sees every
+One :class:`StageObjective` wraps the model for all four, so that a single distributed wrapper sees every
 forward pass (gradients only synchronise through the wrapped module's ``forward``). What a stage does not train
 runs under ``torch.no_grad()`` and so receives no gradient; the networks may run under autocast, but every loss
 is computed in float32.
@@ -8,12 +8,12 @@ is computed in float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from ..losses import latent_mse, mlr_loss, ssim_loss
+from ..losses import gaussian_nll_bits_per_dim, latent_mse, mlr_loss, pixel_loss, ssim_loss
 from ..model import WaveletUNetFlow
 
 
@@ -36,7 +36,42 @@ STAGES: tuple[Stage, ...] = (
     Stage("transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",)),
     Stage("ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
           ("flows.sharp", "transfer")),
+    Stage("joint", "pixel loss (+ weighted SSIM and likelihood) of the output image, end to end on every part",
+          ("flows.blur", "flows.sharp", "transfer")),
 )
+
+
+@dataclass(frozen=True)
+class ImageLoss:
+    """The loss on the output image: ``pixel_weight × pixel + ssim_weight × L_SSIM (Eq. 12)``.
+
+    Stage 3 defaults to the paper's (SSIM alone); the joint stage to the pixel loss alone. ``nll_weight`` adds
+    L_ML (Eq. 10) of both branches, so that the latents stay a density model while the image is trained.
+    """
+
+    pixel: str = "l1"
+    pixel_weight: float = 0.0
+    ssim_weight: float = 1.0
+    nll_weight: float = 0.0
+
+    def __call__(self, restored: Tensor, sharp: Tensor) -> dict[str, Tensor]:
+        parts = {}
+        if self.pixel_weight:
+            parts[self.pixel] = pixel_loss(restored, sharp, self.pixel)
+        if self.ssim_weight:
+            parts["ssim"] = ssim_loss(restored, sharp)
+        weights = {self.pixel: self.pixel_weight, "ssim": self.ssim_weight}
+        return {"loss": sum(weights[name] * value for name, value in parts.items()), **parts}
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What the stages minimise beyond their fixed losses: λ of Eq. 13, the codec, the image losses."""
+
+    l1_weight: float = 0.01
+    shared_codec: bool = True
+    stage3: ImageLoss = field(default_factory=ImageLoss)
+    joint: ImageLoss = field(default_factory=lambda: ImageLoss(pixel_weight=1.0, ssim_weight=0.0))
 
 
 def _float32(device: torch.device) -> torch.autocast:
@@ -47,32 +82,37 @@ def _float32(device: torch.device) -> torch.autocast:
 class StageObjective(nn.Module):
     """``forward(blurry, sharp)`` -> the current stage's losses: ``{"loss": total, <part>: value, ...}``.
 
-    Set :attr:`stage` (0, 1, 2 for the paper's stages 1-3) to switch. Losses in bits per dimension keep a
-    ``bpd_`` prefix. Inputs are batches in [0, 1] in any colour the model accepts.
+    Set :attr:`stage` (0, 1, 2 for the paper's stages 1-3, 3 for the joint stage) to switch. Losses in bits per
+    dimension keep a ``bpd_`` prefix. Inputs are batches in [0, 1] in any colour the model accepts.
     """
 
-    def __init__(self, model: WaveletUNetFlow, l1_weight: float, shared_codec: bool):
+    def __init__(self, model: WaveletUNetFlow, objectives: Objectives):
         super().__init__()
         self.model = model
-        self.l1_weight = l1_weight
-        self.sharp_branch = "blur" if shared_codec else "sharp"
+        self.objectives = objectives
+        self.sharp_branch = "blur" if objectives.shared_codec else "sharp"
         self.stage = 0
 
     def forward(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
-        losses = (self._mlr, self._transfer, self._ssim)[self.stage]
+        losses = (self._mlr, self._transfer, self._ssim, self._joint)[self.stage]
         return losses(blurry, sharp)
 
     def _mlr(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
         """Stage 1: L_MLR (Eq. 13) = bits/dim of both branches + λ (|z̃|₁ + |z|₁); one INN for both if shared."""
         blur, target = self.model.encode(blurry, "blur"), self.model.encode(sharp, self.sharp_branch)
         with _float32(blurry.device):
-            return mlr_loss(blur.latents, blur.log_dets, target.latents, target.log_dets, self.l1_weight)
+            return mlr_loss(blur.latents, blur.log_dets, target.latents, target.log_dets, self.objectives.l1_weight)
 
     def _transfer(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
-        """Stage 2: L_MSE (Eq. 11) between transferred blurry latents and the (frozen) sharp branch's latents."""
+        """Stage 2: L_MSE (Eq. 11) between transferred blurry latents and the (frozen) sharp branch's latents.
+
+        With ``transfer_context="restored"`` the transfer nets see the sharp low-passes, what a perfect coarser
+        level would have restored.
+        """
         with torch.no_grad():
             blur, target = self.model.encode(blurry, "blur"), self.model.encode(sharp, "sharp")
-        predicted = self.model.transfer_latents(blur)
+        restored_context = self.model.config.transfer_context == "restored"
+        predicted = self.model.transfer_latents(blur, target.lowpasses if restored_context else None)
         with _float32(blurry.device):
             return {"loss": latent_mse(predicted, target.latents)}
 
@@ -80,6 +120,22 @@ class StageObjective(nn.Module):
         """Stage 3: L_SSIM (Eq. 12) of the full synthesis (Eq. 8, 9) against the sharp image, level 0."""
         with torch.no_grad():
             blur = self.model.encode(blurry, "blur")
-        restored = self.model.decode(self.model.transfer_latents(blur), blur.coarsest, blur.size, "sharp")
+        restored = self.model.synthesize(blur)
         with _float32(blurry.device):
-            return {"loss": ssim_loss(restored, self.model.to_working(sharp))}
+            return self.objectives.stage3(restored, self.model.to_working(sharp))
+
+    def _joint(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
+        """Stage 4: the image loss of the whole U (both INNs and the transfer nets), plus weighted L_ML (Eq. 10)."""
+        loss = self.objectives.joint
+        blur = self.model.encode(blurry, "blur")
+        restored = self.model.synthesize(blur)
+        with _float32(blurry.device):
+            losses = loss(restored, self.model.to_working(sharp))
+        if loss.nll_weight:
+            target = self.model.encode(sharp, "sharp")
+            with _float32(blurry.device):
+                likelihood = {"bpd_blur": gaussian_nll_bits_per_dim(blur.latents, blur.log_dets),
+                              "bpd_sharp": gaussian_nll_bits_per_dim(target.latents, target.log_dets)}
+                losses["loss"] = losses["loss"] + loss.nll_weight * (likelihood["bpd_blur"] + likelihood["bpd_sharp"])
+            losses.update(likelihood)
+        return losses

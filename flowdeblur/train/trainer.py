@@ -1,4 +1,4 @@
-"""The training loop shared by every recipe: the paper's three stages (Appendix A) under 🤗 Accelerate.
+"""The training loop shared by every recipe: the paper's stages (Appendix A) and the joint stage under 🤗 Accelerate.
 
 One process or many (``accelerate launch``), mixed precision, gradient accumulation, guarded steps, validation,
 checkpoints that resume exactly, and a final ``save_pretrained`` model whose metadata says how it was trained.
@@ -36,7 +36,7 @@ MODEL_DIR = "model"
 
 
 def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) -> Path:
-    """Train UML-IN through the paper's three stages and return the folder of the final model.
+    """Train UML-IN through the configured stages and return the folder of the final model.
 
     ``datasets`` (train, validation) replaces the configured dataset: any datasets whose items are
     ``{"blurry": (C, H, W), "sharp": (C, H, W)}`` in [0, 1]. Settings, data and the checkpoint to resume from are
@@ -106,7 +106,7 @@ class _Training:
         for stage, learning_rate, steps in per_stage:
             optimizers.append(stage_optimizer(stage.parameters(model), learning_rate))
             schedulers.append(stage_scheduler(optimizers[-1], config.warmup_steps, steps))
-        objective = StageObjective(model, config.l1_weight, shared_codec=config.codec == "shared")
+        objective = StageObjective(model, config.objectives())
         prepared = accelerator.prepare(
             objective, *optimizers, *schedulers, loader, validation_loader(datasets[1], config)
         )
