@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import UMLINConfig
+from .config import PRESETS
 from .train import TrainConfig
 
-DEMO_MODEL = UMLINConfig(levels=3, steps=2, hidden_channels=32, transfer_hidden_channels=64, transfer_blocks=2)
+DEMO_MODEL = PRESETS["compact"]
 DEMO_STAGE_STEPS = (150, 100, 400, 0)
 DEMO_LEARNING_RATES = (1e-3, 1e-3, 3e-4, 1e-3)
 

@@ -56,6 +56,9 @@ def _check(name: str, root: str | Path | None, split: str, color: str, seed: int
         raise DatasetError(f"{name} ships real blur; blur= applies to {sorted(SYNTHETIC)} only", section=section)
 
 
+BUILTIN_GRID = 128  # one grid for every split and crop size, so that no training crop overlaps a test cell
+
+
 def build_dataset(
     name: str,
     root: str | Path | None = None,
@@ -83,7 +86,7 @@ def build_dataset(
     if augment and split != "train":
         raise DatasetError(f"augment=True is for training only, not the {split} split")
     if name == "builtin":
-        options.setdefault("patch_size", crop_size or 128)
+        options.setdefault("patch_size", BUILTIN_GRID)
     if name in SYNTHETIC:
         blur = blur or BlurSpec()
         options["blur"] = blur
