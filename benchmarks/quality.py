@@ -1,17 +1,24 @@
-"""Deblurring quality at a fixed training budget: classical methods, a plain U-Net, UML-IN and the paper's ablation.
+"""Deblurring quality at a fixed training budget: classical methods, two learned baselines, UML-IN, the ablation.
 
 On the built-in images (train split for training, val split for tuning, the 24 test crops of 128 x 128 for the
-scores), for three blur protocols: Y-PSNR and SSIM (8-bit rounded, per image then averaged) of
+scores), for the blur protocols of ``PROTOCOLS`` (the paper's 3x3 Gaussian, a wider Gaussian, camera shake, no
+blur at all, a defocus disk and the default blur mixture): Y-PSNR and SSIM (8-bit rounded, per image then
+averaged) of
 
-- the blurry input; unsharp masking; Wiener and Richardson-Lucy deconvolution given the true kernel, each with
-  its one parameter tuned on the val split (Y-PSNR), scored on Y;
+- the blurry input; unsharp masking; Wiener and Richardson-Lucy deconvolution given the true kernel (each image's
+  own under the mixture), each with its one parameter tuned on the val split (Y-PSNR), scored on Y;
 - UML-IN (all three stages, L1 weight ``--l1-weight``, default 0.01), trained by ``flowdeblur.train.train`` for
   ``--budget-seconds`` of optimiser steps, split over the stages in the fixed shares of ``STAGE_SHARES``;
-- a plain residual U-Net with UML-IN's parameter count (within 10 %), trained on the same crops and batches with
-  Adam and an L1 loss for exactly as many seconds as UML-IN's three stages took;
+- a plain residual U-Net and a NAFNet-style network (``nafnet.py``), each with UML-IN's parameter count (within
+  10 %), trained on the same crops and batches with Adam and an L1 loss for exactly as many seconds as UML-IN's
+  three stages took;
 - on the paper's 3x3 Gaussian protocol, the paper's Table 2 ablation, each row with the same budget.
 
-    python benchmarks/quality.py                         # the full run (about 45 minutes on 2 CPU cores)
+Under ``none`` the blurry input is the sharp image itself, whose PSNR is infinite. In every mean an image restored
+exactly counts as ``PSNR_CAP`` (100 dB, above any finite score of a 128 x 128 8-bit crop), so means stay finite
+for the models too, and the table writes "∞" where every image came back exactly (mean MSE 0).
+
+    python benchmarks/quality.py                         # the full run (21 models of 240 s: about 1 h 45 min)
     python benchmarks/quality.py --budget-seconds 1200   # a longer budget, e.g. on a GPU
     python benchmarks/quality.py --protocols gaussian3 --l1-weight 0.5   # the ablation with a larger L1 weight
     python benchmarks/quality.py --quick                 # a smoke run of about a minute
@@ -40,24 +47,36 @@ from common import (
     set_threads,
     write_json,
 )
-from torch import Tensor
+from learned import parameter_count, train_for
+from nafnet import nafnet_with_parameters
+from torch import Tensor, nn
 from torch.utils.data import Subset
-from unet import parameter_count, train_for, unet_with_parameters
+from unet import unet_with_parameters
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.baselines import BASELINES, tune
-from flowdeblur.data import BlurSpec, DeblurDataset, build_dataset
+from flowdeblur.data import BlurMixture, BlurSpec, DeblurDataset, build_dataset
+from flowdeblur.data.blur import Blur
 from flowdeblur.demo import DEMO_LEARNING_RATES
 from flowdeblur.inference import resolve_device
-from flowdeblur.metrics import image_scores
+from flowdeblur.metrics import PSNR_CAP, image_scores
 from flowdeblur.train import TrainConfig, train
 from flowdeblur.train.loaders import batch_stream, training_loader
 from flowdeblur.train.stages import STAGES
 
-PROTOCOLS: dict[str, tuple[str, BlurSpec]] = {
+PROTOCOLS: dict[str, tuple[str, Blur]] = {
     "gaussian3": ("3×3 Gaussian σ=1 (paper)", BlurSpec()),
     "gaussian9": ("9×9 Gaussian σ=2", BlurSpec(kernel_size=9, sigma=2.0)),
     "motion15": ("15×15 motion", BlurSpec(kind="motion", kernel_size=15)),
+    "none": ("no blur", BlurSpec(kind="none", kernel_size=1)),
+    "defocus": ("9×9 defocus r=4", BlurSpec(kind="defocus", kernel_size=9, radius=4.0)),
+    "mixture": ("blur mixture", BlurMixture()),
+}
+# The learned baselines, trained alike: the name in the JSON -> (the name in the table, the network of about N
+# parameters for C channels).
+LEARNED_BASELINES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
+    "U-Net": ("plain U-Net", unet_with_parameters),
+    "NAFNet-style": ("NAFNet-style", nafnet_with_parameters),
 }
 ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
@@ -131,6 +150,7 @@ class Settings:
             "warmup_steps": self.warmup_steps,
             "protocols": {name: PROTOCOLS[name][1].describe(SEED) for name in self.protocols},
             "ablation_protocol": ABLATION_PROTOCOL,
+            "psnr_cap": PSNR_CAP,
             "seed": SEED,
         }
 
@@ -146,7 +166,7 @@ def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
 
 
 # -- data and scores -----------------------------------------------------------------------------------------------
-def split(blur: BlurSpec, name: str, crop_size: int) -> DeblurDataset:
+def split(blur: Blur, name: str, crop_size: int) -> DeblurDataset:
     """One split of the built-in set on Y, cut on the 128-pixel grid whatever the crop size."""
     return build_dataset("builtin", split=name, color="y", crop_size=crop_size, seed=SEED, blur=blur,
                          patch_size=TEST_CROP)
@@ -159,10 +179,14 @@ def triples(dataset: DeblurDataset, count: int | None = None) -> list[Triple]:
 
 
 def scores(restore: Restorer, test: list[Triple]) -> dict[str, float]:
-    """Mean Y-PSNR, SSIM and MSE of ``restore`` (a batch (N, 1, H, W) -> the same) over the test triples."""
+    """Mean Y-PSNR, SSIM and MSE of ``restore`` (a batch (N, 1, H, W) -> the same) over the test triples.
+
+    An image restored exactly (infinite PSNR) counts as ``PSNR_CAP`` dB in the mean PSNR.
+    """
     blurry = torch.stack([b for b, _, _ in test])
     sharp = torch.stack([s for _, s, _ in test])
     per_image = image_scores(restore(blurry).cpu().float(), sharp, space="y")
+    per_image["psnr"] = per_image["psnr"].clamp(max=PSNR_CAP)
     return {metric: float(values.mean()) for metric, values in per_image.items()}
 
 
@@ -234,15 +258,15 @@ def train_variant(
     }
 
 
-def unet_results(
-    config: TrainConfig, train_set: DeblurDataset, seconds: float, parameters: int, test: list[Triple],
-    device: torch.device,
+def learned_results(
+    network: Callable[..., nn.Module], config: TrainConfig, train_set: DeblurDataset, seconds: float,
+    parameters: int, test: list[Triple], device: torch.device,
 ) -> dict[str, Any]:
-    """A U-Net of ``parameters`` parameters trained for ``seconds`` on the batches UML-IN's trainer draws."""
+    """``network(parameters, channels=...)`` trained for ``seconds`` on the batches UML-IN's trainer draws."""
     torch.manual_seed(SEED)
     accelerator = Accelerator(mixed_precision="no")
     loader = training_loader(train_set, config)
-    model, prepared = accelerator.prepare(unet_with_parameters(parameters, channels=config.model.channels), loader)
+    model, prepared = accelerator.prepare(network(parameters, channels=config.model.channels), loader)
     facts = train_for(model, accelerator, batch_stream(accelerator, prepared, loader.sampler), seconds)
     return {**model_scores(model, test, device), **facts, "parameters": parameter_count(model),
             "train_seconds": facts["seconds"]}
@@ -269,10 +293,13 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
         print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
               f"{facts['train_seconds']:.0f} s {facts['stage_steps']}", flush=True)
     full = ablation[rows[-1].name]
-    config = train_config(settings, root / "unet", full["stage_steps"], settings.l1_weight)
-    methods["U-Net"] = unet_results(config, train_set, full["train_seconds"], full["parameters"], test, device)
+    config = train_config(settings, root / "learned", full["stage_steps"], settings.l1_weight)
+    for method, (_, network) in LEARNED_BASELINES.items():
+        methods[method] = learned_results(network, config, train_set, full["train_seconds"], full["parameters"],
+                                          test, device)
+        print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['steps']} steps",
+              flush=True)
     methods["UML-IN"] = full
-    print(f"[{name}] U-Net: {methods['U-Net']['psnr']:.2f} dB after {methods['U-Net']['steps']} steps", flush=True)
     return {
         "label": label, "blur": blur.describe(SEED), "images": len(test), "seconds_per_step": seconds_per_step,
         "methods": methods, "ablation": ablation if len(ablation) > 1 else {},
@@ -285,8 +312,8 @@ def row_label(method: str, result: dict[str, Any]) -> str:
     """A method's name in the table, with what sets it apart."""
     if method == "UML-IN":
         return f"UML-IN (L1 λ={result['l1_weight']:g} + SSIM)"
-    if method == "U-Net":
-        return f"plain U-Net, {result['parameters']:,} parameters, L1"
+    if method in LEARNED_BASELINES:
+        return f"{LEARNED_BASELINES[method][0]}, {result['parameters']:,} parameters, L1"
     return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
 
 
@@ -294,6 +321,11 @@ def ablation_label(row: str, result: dict[str, Any]) -> str:
     """A Table 2 row's name in the table, with its L1 weight where it has one."""
     weight = result["l1_weight"]
     return f"Table 2: {row}" + (f" (λ={weight:g})" if weight else "")
+
+
+def psnr_cell(result: dict[str, Any]) -> str:
+    """A mean Y-PSNR for the table: "∞" where every image came back exactly (the blurry input under ``none``)."""
+    return "∞" if result["mse"] == 0 else f"{result['psnr']:.2f}"
 
 
 def table(protocols: dict[str, dict[str, Any]]) -> str:
@@ -308,7 +340,7 @@ def table(protocols: dict[str, dict[str, Any]]) -> str:
         results = [protocols[n][group].get(key) for n in names]
         first = next(r for r in results if r is not None)
         label = row_label(key, first) if group == "methods" else ablation_label(key, first)
-        cells = [f"{r['psnr']:.2f}\t{r['ssim']:.4f}" if r else "—\t—" for r in results]
+        cells = [f"{psnr_cell(r)}\t{r['ssim']:.4f}" if r else "—\t—" for r in results]
         seconds = "/".join(f"{r['train_seconds']:.0f}" for r in results if r and "train_seconds" in r) or "—"
         rows.append([label, *"\t".join(cells).split("\t"), seconds])
     return markdown_table(header, rows)

@@ -2,18 +2,14 @@
 
 Residual (it predicts the correction to the blurry input, starting at zero, so it starts as the identity), three
 downsamplings like UML-IN's three wavelet levels, two 3x3 convolutions per scale, skip connections by
-concatenation. Trained with Adam on an L1 loss for a fixed number of seconds.
+concatenation. Trained with Adam on an L1 loss for a fixed number of seconds (``learned.train_for``).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from typing import Any
-
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
+from learned import pad_to_multiple, with_parameters
 from torch import Tensor, nn
 
 
@@ -50,8 +46,7 @@ class UNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         height, width = x.shape[-2:]
-        pad = ((-width) % self.multiple, (-height) % self.multiple)
-        h = F.pad(x, (0, pad[0], 0, pad[1]), mode="replicate")
+        h = pad_to_multiple(x, self.multiple)
         skips = []
         for encoder in self.encoders:
             h = encoder(h)
@@ -63,45 +58,6 @@ class UNet(nn.Module):
         return x + self.head(h)[..., :height, :width]
 
 
-def parameter_count(module: nn.Module) -> int:
-    """Trainable parameters of ``module``."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 def unet_with_parameters(target: int, channels: int = 1, depth: int = 3) -> UNet:
     """The U-Net whose parameter count is closest to ``target`` (choosing its base width)."""
-
-    def size(width: int) -> int:
-        with torch.device("meta"):  # counts shapes without allocating weights
-            return parameter_count(UNet(channels, width, depth))
-
-    width = 1
-    while size(width + 1) <= target:
-        width += 1
-    best = min((width, width + 1), key=lambda w: abs(size(w) - target))
-    return UNet(channels, best, depth)
-
-
-def train_for(
-    model: nn.Module, accelerator: Accelerator, batches: Iterator[dict[str, Any]], seconds: float, lr: float = 1e-3
-) -> dict[str, float]:
-    """Adam on the L1 loss, one batch per step, until ``seconds`` have passed; returns steps, seconds, images/s.
-
-    ``model`` must already be prepared by ``accelerator``; ``batches`` are its ``{"blurry", "sharp"}`` batches.
-    """
-    optimizer = accelerator.prepare(torch.optim.Adam(model.parameters(), lr=lr))
-    model.train()
-    steps = images = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        batch = next(batches)
-        loss = F.l1_loss(model(batch["blurry"]), batch["sharp"])
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        steps, images = steps + 1, images + len(batch["blurry"])
-    if accelerator.device.type == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - started
-    model.eval()
-    return {"steps": steps, "seconds": elapsed, "images_per_second": images / elapsed}
+    return with_parameters(lambda width: UNet(channels, width, depth), target)

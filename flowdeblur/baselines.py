@@ -17,7 +17,7 @@ import torch
 from skimage.filters import unsharp_mask
 from skimage.restoration import richardson_lucy, wiener
 
-from .metrics import image_scores
+from .metrics import PSNR_CAP, image_scores
 
 Restorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -80,9 +80,13 @@ BASELINES = (
 
 
 def mean_psnr(restorer: Restorer, pairs: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> float:
-    """Mean Y-PSNR of ``restorer`` over (blurry, sharp, kernel) triples, 8-bit rounded as everywhere."""
+    """Mean Y-PSNR of ``restorer`` over (blurry, sharp, kernel) triples, 8-bit rounded as everywhere.
+
+    An image restored exactly counts as ``PSNR_CAP`` dB, so one exact image cannot make the mean infinite (and every
+    grid value tie in :func:`tune`).
+    """
     scores = [image_scores(restorer(b, k)[None], s[None], space="y")["psnr"].item() for b, s, k in pairs]
-    return float(np.mean(scores))
+    return float(np.mean(np.minimum(scores, PSNR_CAP)))
 
 
 def tune(baseline: Baseline, pairs: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> Any:

@@ -3,14 +3,29 @@
 Nothing here looks at a time, a speed or a score: those are for the benchmarks to report, not for tests to assert.
 """
 
+import doctest
+import importlib
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+PROTOCOLS = {"gaussian3", "gaussian9", "motion15", "none", "defocus", "mixture"}
+METHODS = {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)", "U-Net",
+           "NAFNet-style", "UML-IN"}
+SHIPPED_PARAMETERS = 587_541  # UML-IN at the shipped size
+
+
+@pytest.fixture
+def benchmark(monkeypatch):
+    """Import a module of benchmarks/ (they import each other by plain name, as scripts)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module
 
 
 def run_quick(script: str, output: Path) -> str:
@@ -33,15 +48,51 @@ def test_quality_quick_run_prints_a_table_and_writes_every_method(tmp_path):
     assert_markdown_table(stdout)
     document = json.loads((tmp_path / "quality.json").read_text(encoding="utf-8"))
     assert {"machine", "settings", "protocols", "table"} <= set(document)
-    assert set(document["protocols"]) == {"gaussian3", "gaussian9", "motion15"}
-    methods = {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)", "U-Net",
-               "UML-IN"}
+    assert set(document["protocols"]) == PROTOCOLS
     for protocol in document["protocols"].values():
-        assert set(protocol["methods"]) == methods
+        assert set(protocol["methods"]) == METHODS
         assert all({"psnr", "ssim"} <= set(result) for result in protocol["methods"].values())
+        assert all(math.isfinite(result["psnr"]) for result in protocol["methods"].values())
+    assert document["protocols"]["none"]["methods"]["blurry input"]["mse"] == 0
+    assert document["protocols"]["mixture"]["blur"]["kind"] == "mixture"
+    assert "| blurry input | " in stdout and " ∞ | " in stdout
     ablation = document["protocols"]["gaussian3"]["ablation"]
     assert set(ablation) == {"UML-IN (L_ML only)", "+ SSIM", "+ L1", "+ L1 + SSIM"}
     assert ablation["+ L1 + SSIM"]["psnr"] == document["protocols"]["gaussian3"]["methods"]["UML-IN"]["psnr"]
+
+
+def test_nafnet_hits_its_parameter_target_and_starts_as_the_identity(benchmark):
+    nafnet, learned = benchmark("nafnet"), benchmark("learned")
+    torch.manual_seed(0)
+    for target in (SHIPPED_PARAMETERS, 20_000):
+        assert learned.parameter_count(nafnet.nafnet_with_parameters(target)) == pytest.approx(target, rel=0.1)
+    network = nafnet.nafnet_with_parameters(SHIPPED_PARAMETERS, channels=3)
+    x = torch.rand(2, 3, 45, 30)  # not a multiple of 8: padded and cropped back
+    assert torch.equal(network(x), x)
+
+
+@pytest.mark.parametrize("module", ["unet", "nafnet"])
+def test_learned_baselines_examples_run(module, benchmark):
+    assert doctest.testmod(benchmark(module)).failed == 0
+
+
+def result(psnr: float, mse: float, **extra: float) -> dict[str, float]:
+    return {"psnr": psnr, "ssim": 0.9, "mse": mse, **extra}
+
+
+def test_the_table_has_a_row_per_method_and_two_columns_per_protocol_with_an_exact_input_as_infinity(benchmark):
+    quality = benchmark("quality")
+    assert set(quality.PROTOCOLS) == PROTOCOLS
+    learned = {name: result(40.0, 1e-4, parameters=1000, train_seconds=2.0) for name in quality.LEARNED_BASELINES}
+    methods = {"blurry input": result(quality.PSNR_CAP, 0.0), **learned,
+               "UML-IN": result(38.0, 2e-4, l1_weight=0.01, train_seconds=2.0)}
+    protocols = {name: {"label": label, "methods": methods, "ablation": {}}
+                 for name, (label, _) in quality.PROTOCOLS.items() if name in ("none", "defocus", "mixture")}
+    lines = quality.table(protocols).splitlines()
+    assert len(lines) == 2 + len(methods)
+    assert all(line.count(" | ") == 1 + 2 * len(protocols) for line in lines)
+    assert lines[2].startswith("| blurry input | ∞ | 0.9000 | ∞ |")
+    assert "| NAFNet-style, 1,000 parameters, L1 | 40.00 |" in lines[4]
 
 
 @pytest.mark.slow
