@@ -7,12 +7,14 @@ averaged) of
 
 - the blurry input; unsharp masking; Wiener and Richardson-Lucy deconvolution given the true kernel (each image's
   own under the mixture), each with its one parameter tuned on the val split (Y-PSNR), scored on Y;
-- UML-IN (all three stages, L1 weight ``--l1-weight``, default 0.01), trained by ``flowdeblur.train.train`` for
-  ``--budget-seconds`` of optimiser steps, split over the stages in the fixed shares of ``STAGE_SHARES``;
+- UML-IN trained end to end on L1 of the output (the joint stage alone, from the shared-codec start), by
+  ``flowdeblur.train.train`` for ``--budget-seconds`` of optimiser steps;
 - a plain residual U-Net and a NAFNet-style network (``nafnet.py``), each with UML-IN's parameter count (within
   10 %), trained on the same crops and batches with Adam and an L1 loss for exactly as many seconds as UML-IN's
-  three stages took;
-- on the paper's 3x3 Gaussian protocol, the paper's Table 2 ablation, each row with the same budget.
+  training took;
+- on the paper's 3x3 Gaussian protocol, the paper's Table 2 ablation (its three stages, the budget split over them
+  in ``PAPER_SHARES``, L1 weight ``--l1-weight``, default 0.01) and one row per option beyond the paper (pixel loss,
+  SSIM and likelihood weights, transfer-net receptive field and context), each row with the same budget.
 
 Under ``none`` the blurry input is the sharp image itself, whose PSNR is infinite. In every mean an image restored
 exactly counts as ``PSNR_CAP`` (100 dB, above any finite score of a 128 x 128 8-bit crop), so means stay finite
@@ -31,7 +33,7 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +82,10 @@ LEARNED_BASELINES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
 }
 ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
-STAGE_SHARES = (0.2, 0.2, 0.6, 0.0)  # of the budget for stages 1, 2, 3; without stage 3, stages 1 and 2 split it 1:1
+PAPER_SHARES = (0.2, 0.2, 0.6, 0.0)  # of the budget for stages 1, 2, 3 (and the joint stage)
+TWO_STAGES = (0.5, 0.5, 0.0, 0.0)  # the paper's rows without stage 3
+JOINT_ONLY = (0.0, 0.0, 0.0, 1.0)  # end to end from the shared-codec start
+JOINT = "joint, L1"  # the variant that is the UML-IN row of every protocol
 LEARNING_RATES = DEMO_LEARNING_RATES  # the shipped model's, per stage
 L1_WEIGHT = 0.01  # the trainer's default
 SEED = 0
@@ -90,32 +95,37 @@ Restorer = Callable[[Tensor], Tensor]
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the paper's Table 2: whether stage 1 has the L1 term and whether stage 3 (L_SSIM) runs."""
+    """One trained UML-IN: its share of the budget per stage and its training and architecture options."""
 
     name: str
-    l1_weight: float
-    ssim_stage: bool
+    shares: tuple[float, float, float, float]
+    options: tuple[tuple[str, Any], ...] = ()
+    model: tuple[tuple[str, Any], ...] = ()
 
     @property
     def slug(self) -> str:
         """A folder name for this variant's training run."""
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
 
-    def shares(self) -> tuple[float, float, float, float]:
-        """The fraction of the budget each stage gets."""
-        if self.ssim_stage:
-            return STAGE_SHARES
-        first_two = STAGE_SHARES[0] + STAGE_SHARES[1]
-        return STAGE_SHARES[0] / first_two, STAGE_SHARES[1] / first_two, 0.0, 0.0
-
 
 def variants(l1_weight: float) -> tuple[Variant, ...]:
-    """The rows of Table 2, the L1 rows with weight ``l1_weight``; the last one is the full model."""
+    """The rows of the paper's Table 2 (the L1 rows with weight ``l1_weight``), then the options beyond it.
+
+    The first of the options, end-to-end training on L1 alone, is the UML-IN row of every protocol.
+    """
+    l1 = (("l1_weight", l1_weight),)
+    dilated = (("transfer_blocks", 4), ("transfer_dilation", 2))
     return (
-        Variant("UML-IN (L_ML only)", 0.0, ssim_stage=False),
-        Variant("+ SSIM", 0.0, ssim_stage=True),
-        Variant("+ L1", l1_weight, ssim_stage=False),
-        Variant("+ L1 + SSIM", l1_weight, ssim_stage=True),
+        Variant("UML-IN (L_ML only)", TWO_STAGES, (("l1_weight", 0.0),)),
+        Variant("+ SSIM", PAPER_SHARES, (("l1_weight", 0.0),)),
+        Variant("+ L1", TWO_STAGES, l1),
+        Variant("+ L1 + SSIM", PAPER_SHARES, l1),
+        Variant(JOINT, JOINT_ONLY),
+        Variant("joint, Charbonnier", JOINT_ONLY, (("pixel_loss", "charbonnier"),)),
+        Variant("joint, L1 + 0.2 SSIM", JOINT_ONLY, (("stage4_ssim_weight", 0.2),)),
+        Variant("joint, L1 + 0.01 L_ML", JOINT_ONLY, (("stage4_nll_weight", 0.01),)),
+        Variant("joint, dilated transfer nets", JOINT_ONLY, model=dilated),
+        Variant("joint, dilated + restored context", JOINT_ONLY, model=(*dilated, ("transfer_context", "restored"))),
     )
 
 
@@ -139,7 +149,7 @@ class Settings:
         return {
             "model": self.model.to_dict(),
             "budget_seconds": self.budget_seconds,
-            "stage_shares": STAGE_SHARES,
+            "stage_shares": {"paper": PAPER_SHARES, "two stages": TWO_STAGES, "joint": JOINT_ONLY},
             "learning_rates": LEARNING_RATES,
             "l1_weight": self.l1_weight,
             "crop_size": self.crop_size,
@@ -212,45 +222,54 @@ def classical_results(val: list[Triple], test: list[Triple]) -> dict[str, dict[s
 
 
 # -- UML-IN through the real trainer -------------------------------------------------------------------------------
-def train_config(
-    settings: Settings, output_dir: Path, stage_steps: tuple[int, ...], l1_weight: float
-) -> TrainConfig:
+def train_config(settings: Settings, output_dir: Path, stage_steps: tuple[int, ...], variant: Variant) -> TrainConfig:
     """The training run of one variant: the built-in crops, no checkpoints, validation at stage ends only."""
     return TrainConfig(
-        dataset="builtin", output_dir=output_dir, model=settings.model, image_size=settings.crop_size,
-        batch_size=settings.batch_size, num_workers=0, stage_steps=stage_steps, learning_rates=LEARNING_RATES,
-        warmup_steps=settings.warmup_steps, l1_weight=l1_weight, mixed_precision="no", seed=SEED,
+        dataset="builtin", output_dir=output_dir, model=replace(settings.model, **dict(variant.model)),
+        image_size=settings.crop_size, batch_size=settings.batch_size, num_workers=0, stage_steps=stage_steps,
+        learning_rates=LEARNING_RATES, warmup_steps=settings.warmup_steps, mixed_precision="no", seed=SEED,
         checkpointing_steps=0, validation_steps=0, validation_images=settings.images,
+        **{"l1_weight": settings.l1_weight, **dict(variant.options)},
     )
 
 
-def calibrate(settings: Settings, datasets: tuple[Any, Any], output_dir: Path) -> tuple[float, ...]:
-    """Seconds per optimiser step of each stage, from a short run of the trainer (its own stage timings)."""
-    steps = settings.calibration_steps
-    model_dir = train(train_config(settings, output_dir, (steps,) * len(STAGES), settings.l1_weight), datasets)
-    stages = WaveletUNetFlow.from_pretrained(model_dir).metadata["stages"]
-    return tuple(stages[name]["seconds"] / stages[name]["steps"] for name in (stage.name for stage in STAGES))
+class StepTimes:
+    """Seconds per optimiser step of each stage, per architecture, from a short run of the trainer (its own timings)."""
+
+    def __init__(self, settings: Settings, datasets: tuple[Any, Any], root: Path) -> None:
+        self.settings, self.datasets, self.root = settings, datasets, root
+        self.measured: dict[tuple[tuple[str, Any], ...], tuple[float, ...]] = {}
+
+    def __call__(self, variant: Variant) -> tuple[float, ...]:
+        if variant.model not in self.measured:
+            steps = (self.settings.calibration_steps,) * len(STAGES)
+            probe = Variant(f"calibration {len(self.measured)}", JOINT_ONLY, model=variant.model)
+            config = train_config(self.settings, self.root / probe.slug, steps, probe)
+            stages = WaveletUNetFlow.from_pretrained(train(config, self.datasets)).metadata["stages"]
+            self.measured[variant.model] = tuple(stages[s.name]["seconds"] / stages[s.name]["steps"] for s in STAGES)
+        return self.measured[variant.model]
 
 
 def stage_steps(variant: Variant, budget: float, seconds_per_step: tuple[float, ...]) -> tuple[int, ...]:
     """Steps per stage that fill the variant's share of ``budget`` seconds (at least one per stage it runs)."""
     return tuple(
         max(1, round(budget * share / seconds)) if share else 0
-        for share, seconds in zip(variant.shares(), seconds_per_step, strict=True)
+        for share, seconds in zip(variant.shares, seconds_per_step, strict=True)
     )
 
 
 def train_variant(
-    settings: Settings, variant: Variant, datasets: tuple[Any, Any], seconds_per_step: tuple[float, ...], root: Path
+    settings: Settings, variant: Variant, datasets: tuple[Any, Any], step_times: StepTimes, root: Path
 ) -> tuple[WaveletUNetFlow, dict[str, Any]]:
     """Train one variant for the budget; the model and what its training took."""
-    steps = stage_steps(variant, settings.budget_seconds, seconds_per_step)
-    config = train_config(settings, root / variant.slug, steps, variant.l1_weight)
+    steps = stage_steps(variant, settings.budget_seconds, step_times(variant))
+    config = train_config(settings, root / variant.slug, steps, variant)
     model = WaveletUNetFlow.from_pretrained(train(config, datasets))
     stages = model.metadata["stages"]
     return model, {
         "stage_steps": steps,
-        "l1_weight": variant.l1_weight,
+        "options": {**dict(variant.options), **dict(variant.model)},
+        "l1_weight": config.l1_weight,
         "train_seconds": sum(stage["seconds"] for stage in stages.values()),
         "stages": {name: {k: stage[k] for k in ("steps", "seconds", "images_per_second")} for name, stage in
                    stages.items()},
@@ -283,17 +302,16 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     print(f"[{name}] classical methods done ({time.perf_counter() - started:.0f} s)", flush=True)
     datasets = (train_set, Subset(val_set, range(min(settings.images, len(val_set)))))
     root = settings.work_dir / name
-    seconds_per_step = calibrate(settings, datasets, root / "calibration")
-    print(f"[{name}] seconds per step of stages 1-3: {', '.join(f'{s:.3f}' for s in seconds_per_step)}", flush=True)
+    step_times = StepTimes(settings, datasets, root)
     rows = variants(settings.l1_weight)
     ablation = {}
-    for variant in rows if name == ABLATION_PROTOCOL else rows[-1:]:
-        model, facts = train_variant(settings, variant, datasets, seconds_per_step, root)
+    for variant in rows if name == ABLATION_PROTOCOL else [row for row in rows if row.name == JOINT]:
+        model, facts = train_variant(settings, variant, datasets, step_times, root)
         ablation[variant.name] = {**model_scores(model, test, device), **facts}
         print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
               f"{facts['train_seconds']:.0f} s {facts['stage_steps']}", flush=True)
-    full = ablation[rows[-1].name]
-    config = train_config(settings, root / "learned", full["stage_steps"], settings.l1_weight)
+    full = ablation[JOINT]
+    config = train_config(settings, root / "learned", full["stage_steps"], Variant(JOINT, JOINT_ONLY))
     for method, (_, network) in LEARNED_BASELINES.items():
         methods[method] = learned_results(network, config, train_set, full["train_seconds"], full["parameters"],
                                           test, device)
@@ -301,7 +319,8 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
               flush=True)
     methods["UML-IN"] = full
     return {
-        "label": label, "blur": blur.describe(SEED), "images": len(test), "seconds_per_step": seconds_per_step,
+        "label": label, "blur": blur.describe(SEED), "images": len(test),
+        "seconds_per_step": {str(dict(model)): times for model, times in step_times.measured.items()},
         "methods": methods, "ablation": ablation if len(ablation) > 1 else {},
         "wall_seconds": time.perf_counter() - started,
     }
@@ -311,14 +330,16 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
 def row_label(method: str, result: dict[str, Any]) -> str:
     """A method's name in the table, with what sets it apart."""
     if method == "UML-IN":
-        return f"UML-IN (L1 λ={result['l1_weight']:g} + SSIM)"
+        return f"UML-IN ({JOINT}, end to end)"
     if method in LEARNED_BASELINES:
         return f"{LEARNED_BASELINES[method][0]}, {result['parameters']:,} parameters, L1"
     return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
 
 
 def ablation_label(row: str, result: dict[str, Any]) -> str:
-    """A Table 2 row's name in the table, with its L1 weight where it has one."""
+    """An ablation row's name in the table: the paper's Table 2 rows with their L1 weight, then the options."""
+    if row.startswith("joint"):
+        return f"option: {row}"
     weight = result["l1_weight"]
     return f"Table 2: {row}" + (f" (λ={weight:g})" if weight else "")
 
