@@ -16,24 +16,52 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError
-from .data import DATASET_NAMES, DatasetError, build_dataset
+from .data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError, build_dataset
+from .data.factory import SYNTHETIC
 from .demo import demo_training_config
 from .evaluate import evaluate, evaluation_context, format_summary, write_scores
 from .inference import TileOptions, deblur_files, plan_jobs, resolve_device
 from .model import WaveletUNetFlow
 from .model_info import describe_model
-from .pretrained import default_model_dir, load_model
+from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
 from .report import write_report
 from .train import train as train_model
 
 
 def _model_option(function: Callable) -> Callable:
+    names = ", ".join(SHIPPED_MODELS)
     return click.option(
         "--model",
         "model_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Model directory (config.json + model.safetensors). Default: the model shipped with flowdeblur.",
+        metavar="NAME|DIR",
+        help=f"A shipped model ({names}; `flowdeblur info` describes them) or a model directory (config.json + "
+        f"model.safetensors). Default: {DEFAULT_MODEL}.",
     )(function)
+
+
+BLURS = {"paper": BlurSpec(), "mix": BlurMixture(), "none": BlurSpec(kind="none", kernel_size=1)}
+
+
+def _blur_option(function: Callable) -> Callable:
+    return click.option(
+        "--blur",
+        "blur_name",
+        type=click.Choice(["auto", *BLURS]),
+        default="auto",
+        show_default=True,
+        help="Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): paper, the 3x3 Gaussian (sigma 1); "
+        "mix, the default blur mixture (docs/datasets.md#synthetic-blur); none, the sharp images themselves; auto, "
+        "the blur the model was trained on (mix or paper).",
+    )(function)
+
+
+def _blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
+    """The blur ``--blur`` names; ``auto`` is the mixture for a model trained on one, else the paper's."""
+    if name != "auto":
+        return BLURS[name]
+    dataset = model.metadata.get("dataset")
+    trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
+    return BLURS["mix" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"]
 
 
 def _run_options(function: Callable) -> Callable:
@@ -63,7 +91,7 @@ def _run_options(function: Callable) -> Callable:
     return wrapper
 
 
-def _load(model_dir: Path | None, device: torch.device | str = "cpu") -> WaveletUNetFlow:
+def _load(model_dir: str | None, device: torch.device | str = "cpu") -> WaveletUNetFlow:
     try:
         return load_model(model_dir, device=device)
     except CheckpointError as error:
@@ -72,7 +100,7 @@ def _load(model_dir: Path | None, device: torch.device | str = "cpu") -> Wavelet
 
 def _evaluate_and_write(
     model: WaveletUNetFlow,
-    model_dir: Path | None,
+    model_dir: str | None,
     dataset: Any,
     options: TileOptions,
     json_path: Path | None,
@@ -84,7 +112,7 @@ def _evaluate_and_write(
         evaluation = evaluate(model, dataset, options, **evaluate_options)
     except DatasetError as error:
         raise click.ClickException(str(error)) from error
-    context = evaluation_context(model, model_dir or default_model_dir(), dataset.description, options)
+    context = evaluation_context(model, resolve_model(model_dir), dataset.description, options)
     click.echo(format_summary(evaluation.summary))
     if json_path is not None:
         click.echo(f"scores: {write_scores(json_path, evaluation, context)}")
@@ -114,7 +142,7 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (default: skip them).")
 @_run_options
 def deblur(
-    inputs: tuple[Path, ...], output_dir: Path, model_dir: Path | None, overwrite: bool, options: TileOptions,
+    inputs: tuple[Path, ...], output_dir: Path, model_dir: str | None, overwrite: bool, options: TileOptions,
     progress: bool,
 ) -> None:
     """Deblur image files and folders of images into OUTPUT.
@@ -159,6 +187,7 @@ def deblur(
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--crop-size", type=click.IntRange(min=16), help="Centre-crop images to this size (default: whole).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of splits and blur.")
+@_blur_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every per-image number here.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -167,8 +196,9 @@ def deblur(
               help="Images shown with crops and latent maps in the report (the best and worst by gain).")
 @_run_options
 def eval_command(
-    model_dir: Path | None, dataset_name: str, data_dir: Path | None, split: str, crop_size: int | None, seed: int,
-    json_path: Path | None, report_path: Path | None, report_images: int, options: TileOptions, progress: bool,
+    model_dir: str | None, dataset_name: str, data_dir: Path | None, split: str, crop_size: int | None, seed: int,
+    blur_name: str, json_path: Path | None, report_path: Path | None, report_images: int, options: TileOptions,
+    progress: bool,
 ) -> None:
     """Score a model on a paired dataset: PSNR, SSIM and MSE, blurry input vs deblurred, and the gain.
 
@@ -179,11 +209,14 @@ def eval_command(
     \b
     Examples:
       flowdeblur eval --dataset builtin --report report.html
+      flowdeblur eval --model gauss3 --blur paper
       flowdeblur eval --model runs/gopro/model --dataset gopro --data-dir /data/GOPRO_Large --json scores.json
     """
     model = _load(model_dir, options.device)
     try:
-        dataset = build_dataset(dataset_name, root=data_dir, split=split, color="rgb", crop_size=crop_size, seed=seed)
+        blur = _blur(blur_name, model) if dataset_name in SYNTHETIC else None
+        dataset = build_dataset(dataset_name, root=data_dir, split=split, color="rgb", crop_size=crop_size, seed=seed,
+                                blur=blur)
     except DatasetError as error:
         raise click.ClickException(str(error)) from error
     _evaluate_and_write(
@@ -197,12 +230,15 @@ def eval_command(
               type=click.Path(file_okay=False, path_type=Path), help="Where the images, scores and report go.")
 @click.option("--train", is_flag=True,
               help="First train a small model from scratch on the built-in images (a few minutes), and use it.")
+@_blur_option
 @_run_options
-def demo(model_dir: Path | None, output_dir: Path, train: bool, options: TileOptions, progress: bool) -> None:
+def demo(
+    model_dir: str | None, output_dir: Path, train: bool, blur_name: str, options: TileOptions, progress: bool
+) -> None:
     """Deblur the built-in test crops, score them and write a report: nothing to download.
 
-    Uses the model shipped with flowdeblur (or --model, or with --train one trained here first) on the
-    built-in dataset: crops of scikit-image's sample photographs, blurred by the paper's 3x3 Gaussian.
+    Uses the shipped general model (or --model, or with --train one trained here first) on the built-in
+    test crops of scikit-image's sample photographs, blurred by the blur the model was trained on (--blur).
     Writes OUTPUT_DIR/deblurred/*.png, OUTPUT_DIR/scores.json and OUTPUT_DIR/report.html, and prints the
     gain over the blurry input.
 
@@ -218,7 +254,7 @@ def demo(model_dir: Path | None, output_dir: Path, train: bool, options: TileOpt
         model_dir = train_model(demo_training_config(output_dir / "training"))
         click.echo(f"trained model: {model_dir}")
     model = _load(model_dir, options.device)
-    dataset = build_dataset("builtin", split="test", color="rgb", crop_size=None)
+    dataset = build_dataset("builtin", split="test", color="rgb", crop_size=None, blur=_blur(blur_name, model))
     _evaluate_and_write(
         model, model_dir, dataset, options, output_dir / "scores.json", output_dir / "report.html",
         save_dir=output_dir / "deblurred", progress=progress,
@@ -227,12 +263,18 @@ def demo(model_dir: Path | None, output_dir: Path, train: bool, options: TileOpt
 
 @main.command()
 @_model_option
-def info(model_dir: Path | None) -> None:
+def info(model_dir: str | None) -> None:
     """Describe a model: config, parameter counts per level and branch, and what it was trained on.
+
+    Without --model: the shipped models, then the default one described.
 
     \b
     Examples:
       flowdeblur info
+      flowdeblur info --model gauss3
       flowdeblur info --model runs/gopro/model
     """
-    click.echo(describe_model(_load(model_dir), model_dir or default_model_dir()))
+    if model_dir is None:
+        shipped = "\n".join(f"  {name:<10}{purpose}" for name, purpose in SHIPPED_MODELS.items())
+        click.echo(f"shipped models (--model NAME):\n{shipped}\n")
+    click.echo(describe_model(_load(model_dir), resolve_model(model_dir)))

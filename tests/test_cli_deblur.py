@@ -1,5 +1,7 @@
 """``flowdeblur deblur``: sizes, bit depths and modes kept, tiling, overwrite rules, bad inputs, usage errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -128,11 +130,25 @@ def test_bad_option_values_are_usage_errors(tmp_path, model_dir, options):
 
 
 def test_no_model_and_no_shipped_model_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(flowdeblur.pretrained, "default_model_dir", lambda: tmp_path / "not-installed")
+    monkeypatch.setattr(flowdeblur.pretrained, "shipped_model_dir", lambda name="general": tmp_path / "not-installed")
     source = save(tmp_path / "a.png", smooth(9, 20, 20, 3))
     result = deblur(source, "-o", tmp_path / "out")
     assert result.exit_code == 1
-    assert "shipped default model is not installed" in result.stderr and "--model" in result.stderr
+    assert "shipped model 'general' is not installed" in result.stderr and "--model" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["general", "gauss3"])
+def test_model_takes_a_shipped_name_or_a_directory(tmp_path, model_dir, name, monkeypatch):
+    from flowdeblur.pretrained import SHIPPED_MODELS, resolve_model, shipped_model_dir
+
+    assert resolve_model(name) == shipped_model_dir(name) and resolve_model(None) == shipped_model_dir("general")
+    assert resolve_model(str(model_dir)) == model_dir
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    assert resolve_model(name) == Path(name)  # a directory of that name wins
+    assert set(SHIPPED_MODELS) == {"general", "gauss3"}
+    missing = deblur(save(tmp_path / "a.png", smooth(9, 20, 20, 3)), "-o", tmp_path / "out", "--model", "nope")
+    assert missing.exit_code == 1 and "not a shipped model (general, gauss3)" in missing.stderr
 
 
 def test_a_model_folder_that_is_not_a_model_is_reported(tmp_path):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from accelerate.utils.imports import is_tensorboard_available
 
-from flowdeblur.data import BlurSpec
+from flowdeblur import UMLINConfig
+from flowdeblur.data import BlurMixture, BlurSpec
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.checkpoints import resolve_resume
@@ -44,7 +45,8 @@ def recipe_help(name: str, monkeypatch) -> str:
 @pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
 def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     text = " ".join(recipe_help(name, monkeypatch).split())
-    every_flag = ["--" + dest.replace("_", "-") for dest in vars(build_parser("").parse_args([]))]
+    every_flag = ["--" + dest.replace("_", "-") for dest in vars(build_parser("").parse_args([])) if
+                  dest != "schedule_steps"]
     for flag in (*COMMON_FLAGS, *every_flag):
         assert flag in text, flag
     assert text.count("(default:") + text.count("(unset:") == len(every_flag)
@@ -53,7 +55,7 @@ def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     assert f"images per process and step (default: {batch_size})" in text
     assert f"unset: the dataset's default (default: {blur})" in text
     for architecture in ("wavelet levels L (paper: 3) (unset: --preset's)",
-                         "flow steps K per level INN (paper: 4) (unset: --preset's)", "--preset {paper"):
+                         "flow steps K per level INN (paper: 4) (unset: --preset's)", "--preset {compact,paper}"):
         assert architecture in text, architecture
 
 
@@ -77,7 +79,8 @@ def test_recipes_differ_only_in_their_defaults(name):
 
 def test_flags_become_the_train_config():
     args = build_parser("", dataset="lsun", batch_size=32, blur_kind="gaussian").parse_args(
-        ["--data-dir", "/data/lsun", "--stage2-steps", "7", "--stage3-lr", "5e-5", "--levels", "2", "--steps", "1",
+        ["--data-dir", "/data/lsun", "--schedule", "paper", "--stage2-steps", "7",
+         "--stage3-lr", "5e-5", "--levels", "2", "--steps", "1",
          "--checkpoints-total-limit", "0", "--resume-from-checkpoint", "latest", "--mixed-precision", "bf16"]
     )
     config = config_from_args(args)
@@ -86,6 +89,27 @@ def test_flags_become_the_train_config():
     assert config.model.levels == 2 and config.model.steps == 1 and config.model.kernel_size == 5
     assert config.blur == BlurSpec() and config.checkpoints_total_limit is None
     assert config.resume_from_checkpoint == "latest" and config.mixed_precision == "bf16"
+
+
+def test_the_schedule_chooses_the_stages_and_a_recipes_steps_belong_to_its_own_schedule():
+    parser = build_parser("", schedule="joint", stage4_steps=300)
+    assert config_from_args(parser.parse_args([])).stage_steps == (0, 0, 0, 300)
+    assert config_from_args(parser.parse_args(["--schedule", "paper"])).stage_steps == (50_000, 20_000, 10_000, 0)
+    paper = parser.parse_args(["--schedule", "paper", "--stage1-steps", "7", "--stage4-steps", "2"])
+    assert config_from_args(paper).stage_steps == (7, 20_000, 10_000, 2)
+    assert config_from_args(build_parser("").parse_args([])).stage_steps == (0, 0, 0, 50_000)
+
+
+def test_blur_and_architecture_flags_reach_the_config():
+    args = build_parser("").parse_args(
+        ["--blur-kind", "mix", "--mix-motion", "0", "--mix-sigma", "1", "2", "--preset", "compact",
+         "--transfer-dilation", "2", "--transfer-context", "restored", "--pixel-loss", "charbonnier"])
+    config = config_from_args(args)
+    assert config.blur == BlurMixture(motion=0.0, sigma=(1.0, 2.0))
+    assert config.model == UMLINConfig(steps=2, hidden_channels=32, transfer_dilation=2, transfer_context="restored")
+    assert config.pixel_loss == "charbonnier"
+    defocus = config_from_args(build_parser("").parse_args(["--blur-kind", "defocus", "--blur-kernel-size", "9"]))
+    assert defocus.blur == BlurSpec(kind="defocus", kernel_size=9)
 
 
 def test_unknown_recipe_defaults_are_refused():

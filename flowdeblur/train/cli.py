@@ -25,6 +25,7 @@ _MIXTURE = BlurMixture()
 MIXTURE_FIELDS = ("none", "gaussian", "defocus", "motion", "sigma", "radius", "motion_length", "noise_std")
 MODEL_CHOICES = {"color": COLOR_MODES, "transfer_context": TRANSFER_CONTEXTS}
 FROM_SCHEDULE = "from --schedule"
+_STAGE_STEP_FLAGS = tuple(f"stage{number}_steps" for number in range(1, len(STAGES) + 1))
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -84,9 +85,9 @@ def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_stage_flags(parser: argparse.ArgumentParser) -> None:
     stages = parser.add_argument_group("stages (the paper's Appendix A, and the joint stage)")
-    stages.add_argument("--schedule", choices=sorted(SCHEDULES), default="paper",
-                        help="stage steps unless --stageN-steps is given: " + ", ".join(
-                            f"{name} {steps}" for name, steps in SCHEDULES.items()))
+    stages.add_argument("--schedule", choices=sorted(SCHEDULES), default="joint",
+                        help="which stages run, and their steps unless --stageN-steps is given: paper, stages 1-3 "
+                        "(Appendix A); joint, the joint stage alone, from the shared-codec start (docs/training.md)")
     for number, stage in enumerate(STAGES, start=1):
         stages.add_argument(f"--stage{number}-steps", type=int, default=None,
                             help=f"optimiser steps of stage {number}: {stage.description}; 0 skips it (unset: "
@@ -148,7 +149,12 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     unknown = sorted(set(defaults) - set(known))
     if unknown:
         raise TypeError(f"unknown recipe defaults {unknown}; flags are {sorted(known)}")
+    step_defaults = {name: defaults.pop(name) for name in list(defaults) if name in _STAGE_STEP_FLAGS}
     parser.set_defaults(**defaults)
+    recipe_schedule = defaults.get("schedule", known["schedule"])
+    recipe_steps = tuple(step_defaults.get(flag, steps) for flag, steps in
+                         zip(_STAGE_STEP_FLAGS, SCHEDULES[recipe_schedule], strict=True))
+    parser.set_defaults(schedule_steps={**SCHEDULES, recipe_schedule: recipe_steps})
     return parser
 
 
@@ -167,10 +173,9 @@ def _blur(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig that parsed flags describe (checked, so bad values raise TrainConfigError)."""
     values = vars(args)
-    schedule = SCHEDULES[args.schedule]
+    schedule = args.schedule_steps[args.schedule]
     stage_steps = tuple(
-        schedule[n - 1] if values[f"stage{n}_steps"] is None else values[f"stage{n}_steps"]
-        for n in range(1, STAGE_COUNT + 1)
+        steps if values[flag] is None else values[flag] for flag, steps in zip(_STAGE_STEP_FLAGS, schedule, strict=True)
     )
     try:
         blur = _blur(args)
