@@ -39,7 +39,12 @@ def _model_option(function: Callable) -> Callable:
     )(function)
 
 
-BLURS = {"paper": BlurSpec(), "mix": BlurMixture(), "none": BlurSpec(kind="none", kernel_size=1)}
+BLURS = {
+    "paper": BlurSpec(),
+    "mix": BlurMixture(),
+    "mix-blurred": BlurMixture(none=0.0),
+    "none": BlurSpec(kind="none", kernel_size=1),
+}
 
 
 def _blur_option(function: Callable) -> Callable:
@@ -50,18 +55,19 @@ def _blur_option(function: Callable) -> Callable:
         default="auto",
         show_default=True,
         help="Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): paper, the 3x3 Gaussian (sigma 1); "
-        "mix, the default blur mixture (docs/datasets.md#synthetic-blur); none, the sharp images themselves; auto, "
-        "the blur the model was trained on (mix or paper).",
+        "mix, the default blur mixture (docs/datasets.md#synthetic-blur); mix-blurred, the mixture without its "
+        "no-blur draws; none, the sharp images themselves; auto: mix-blurred for a model trained on a mixture, "
+        "else paper.",
     )(function)
 
 
 def _blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
-    """The blur ``--blur`` names; ``auto`` is the mixture for a model trained on one, else the paper's."""
+    """The blur ``--blur`` names; ``auto`` is the blurred part of the mixture for a model trained on one, else paper."""
     if name != "auto":
         return BLURS[name]
     dataset = model.metadata.get("dataset")
     trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
-    return BLURS["mix" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"]
+    return BLURS["mix-blurred" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"]
 
 
 def _run_options(function: Callable) -> Callable:

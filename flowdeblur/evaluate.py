@@ -24,7 +24,7 @@ from . import __version__
 from .checkpoint import atomic_write
 from .data import DatasetError, write_image
 from .inference import TileOptions, as_model_input, deblur_image
-from .metrics import METRICS, SCORE_SPACES, image_scores, mean_scores
+from .metrics import METRICS, PSNR_CAP, SCORE_SPACES, image_scores, mean_scores
 from .model import WaveletUNetFlow
 
 KINDS = ("blurry", "deblurred")
@@ -35,6 +35,7 @@ PROTOCOL = {
     "metrics": "PSNR (dB, data range 1), SSIM (Gaussian window 11, sigma 1.5), MSE on [0, 1] values",
     "averaging": "per image, then averaged over images",
     "quantization": "both images rounded to 8 bits before scoring",
+    "exact": f"an image identical to the sharp one (infinite PSNR) counts as {PSNR_CAP:g} dB",
     "y": "ITU-R BT.601 luma, Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255",
     "gain": "deblurred minus blurry, per metric (negative MSE gain = improvement)",
     "latents": f"on the centre crop: mean |z| and the fraction of |z| < {NEAR_ZERO} per level",
@@ -80,6 +81,7 @@ def score_record(restored: Tensor, blurry: Tensor, sharp: Tensor) -> dict[str, A
     for space in spaces:
         for kind, image in zip(KINDS, (blurry, restored), strict=True):
             scores = image_scores(image[None], sharp[None], space=space)
+            scores["psnr"] = scores["psnr"].clamp(max=PSNR_CAP)
             record[kind][space] = {metric: float(value[0]) for metric, value in scores.items()}
         record["gain"][space] = {m: record["deblurred"][space][m] - record["blurry"][space][m] for m in METRICS}
     return record
