@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .checkpoint import CheckpointError
 from .data import DATASET_NAMES, DatasetError, build_dataset
+from .data.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, pixel_limit
 from .demo import demo_training_config
 from .evaluate import evaluate, evaluation_context, format_summary, write_scores
 from .inference import TileOptions, deblur_files, plan_jobs, resolve_device
@@ -59,6 +60,20 @@ def _run_options(function: Callable) -> Callable:
         options = TileOptions(tile=tile, overlap=tile_overlap, batch_size=batch_size, device=resolved)
         show = sys.stderr.isatty() if progress is None else progress
         return function(options=options, progress=show, **kwargs)
+
+    return wrapper
+
+
+def _max_pixels_option(function: Callable) -> Callable:
+    """--max-pixels (or $FLOWDEBLUR_MAX_PIXELS): the pixel limit every image read by the command is held to."""
+
+    @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(min=1),
+                  envvar=MAX_PIXELS_VARIABLE, show_envvar=True,
+                  help="Refuse images whose header claims more pixels than this, before decoding them.")
+    @functools.wraps(function)
+    def wrapper(max_pixels: int, **kwargs: Any):
+        with pixel_limit(max_pixels):
+            return function(**kwargs)
 
     return wrapper
 
@@ -112,6 +127,7 @@ def main() -> None:
               help="Folder for the deblurred images (created if missing).")
 @_model_option
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (default: skip them).")
+@_max_pixels_option
 @_run_options
 def deblur(
     inputs: tuple[Path, ...], output_dir: Path, model_dir: Path | None, overwrite: bool, options: TileOptions,
@@ -165,6 +181,7 @@ def deblur(
               help="Write a self-contained HTML report here.")
 @click.option("--report-images", default=24, show_default=True, type=click.IntRange(min=0),
               help="Images shown with crops and latent maps in the report (the best and worst by gain).")
+@_max_pixels_option
 @_run_options
 def eval_command(
     model_dir: Path | None, dataset_name: str, data_dir: Path | None, split: str, crop_size: int | None, seed: int,

@@ -11,7 +11,7 @@ from flowdeblur.cli import main
 from flowdeblur.color import rgb_to_ycbcr
 from flowdeblur.data import read_image, read_image_with_info
 from tests.cli_helpers import run_command, save_tiny_model
-from tests.data_fixtures import pattern, save
+from tests.data_fixtures import claimed_size_png, pattern, save
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,22 @@ def test_bad_inputs_are_named_and_the_rest_still_processed(tmp_path, model_dir):
     for name in ("missing.png", "text.png", "empty"):
         assert any(name in line for line in failures), (name, failures)
     assert "1 image(s)" in result.stdout and "3 failed" in result.stdout
+
+
+def test_images_over_the_pixel_limit_are_refused_one_line_each_and_the_rest_deblurred(tmp_path, model_dir):
+    claimed_size_png(tmp_path / "in" / "a_bomb.png", 60000, 60000)
+    claimed_size_png(tmp_path / "in" / "b_bomb.png", 12000, 12000)
+    save(tmp_path / "in" / "c_photo.png", smooth(14, 20, 30, 3))
+    result = deblur(tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir)
+    assert result.exit_code == 1
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["c_photo.png"]
+    failures = result.stderr.splitlines()
+    assert len(failures) == 2 and "Traceback" not in result.output
+    assert "a_bomb.png: its header claims 60000x60000" in failures[0] and "--max-pixels" in failures[0]
+    assert "b_bomb.png: its header claims 12000x12000" in failures[1]
+    small = deblur(tmp_path / "in" / "c_photo.png", "-o", tmp_path / "small", "--model", model_dir, "--max-pixels", 599)
+    assert small.exit_code == 1 and "30x20 = 600 pixels, more than the limit of 599" in small.stderr
+    assert not (tmp_path / "small" / "c_photo.png").exists()
 
 
 def test_two_inputs_writing_the_same_output_are_refused(tmp_path, model_dir):

@@ -1,6 +1,8 @@
 """flowdeblur.data.io: every bit depth and mode reads exactly into [0, 1]; writes are exact and atomic."""
 
 
+import warnings
+
 import numpy as np
 import png
 import pytest
@@ -10,7 +12,7 @@ from PIL import Image
 
 from flowdeblur.data import DatasetError, decode_image, probe_image, read_image, read_image_with_info, write_image
 from flowdeblur.data import io as image_io
-from tests.data_fixtures import corrupt, pattern, save
+from tests.data_fixtures import claimed_size_png, corrupt, pattern, save
 
 
 def as_array(image: torch.Tensor, scale: int) -> np.ndarray:
@@ -154,3 +156,22 @@ def test_alpha_round_trips_when_asked_for(tmp_path, suffix, bits, channels):
 def test_alpha_is_refused_for_formats_without_it(tmp_path):
     with pytest.raises(ValueError, match="JPEG cannot hold an alpha channel"):
         write_image(tmp_path / "x.jpg", torch.rand(4, 4, 4))
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_from_its_header(tmp_path, monkeypatch):
+    bomb = claimed_size_png(tmp_path / "bomb.png", 60000, 60000)
+    assert bomb.stat().st_size < 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither Pillow's DecompressionBombWarning nor its error
+        for read in (probe_image, read_image, lambda path: decode_image(path.read_bytes(), str(path))):
+            with pytest.raises(DatasetError, match=r"bomb\.png: its header claims 60000x60000 = 3,600,000,000 pixels"):
+                read(bomb)
+    photo = save(tmp_path / "photo.png", pattern(0, 20, 30))
+    monkeypatch.setenv(image_io.MAX_PIXELS_VARIABLE, "599")
+    with pytest.raises(DatasetError, match="30x20 = 600 pixels, more than the limit of 599"):
+        read_image(photo)
+    with image_io.pixel_limit(600):
+        assert read_image(photo).shape == (3, 20, 30)
+    monkeypatch.setenv(image_io.MAX_PIXELS_VARIABLE, "lots")
+    with pytest.raises(DatasetError, match="FLOWDEBLUR_MAX_PIXELS='lots' is not a positive whole number"):
+        read_image(photo)

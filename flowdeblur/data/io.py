@@ -1,14 +1,18 @@
 """Reading and writing images: the one place that turns files into float tensors in [0, 1] and back.
 
 Pillow decodes everything but 16-bit colour, which it cannot hold: 16-bit colour PNGs are read and written
-with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is dropped, palettes and
-CMYK become RGB, EXIF orientation is applied. Writes go to a temporary name and are renamed into place.
+with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is kept on request,
+palettes and CMYK become RGB, EXIF orientation is applied. A file whose header claims more pixels than
+:func:`max_pixels` is refused before anything is decoded. Writes go to a temporary name and are renamed into place.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,11 @@ _COLOUR_8 = frozenset({"P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"
 _ALPHA = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
+MAX_PIXELS_VARIABLE = "FLOWDEBLUR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000  # eight 12-megapixel photos; a 100 MP RGB image is 1.2 GB as float32
+_limit: int | None = None
+_pillow_limit = threading.Lock()
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -42,12 +51,57 @@ class ImageInfo:
     has_alpha: bool
 
 
-def _open(source: Path | bytes, name: str) -> Image.Image:
-    """Open a file or encoded bytes with Pillow, turning its failures into a DatasetError naming ``name``."""
+def max_pixels() -> int:
+    """The most pixels (width x height) an image may claim: set by :func:`pixel_limit`, else $FLOWDEBLUR_MAX_PIXELS,
+    else 100 million."""
+    if _limit is not None:
+        return _limit
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise DatasetError(f"{MAX_PIXELS_VARIABLE}={value!r} is not a positive whole number of pixels")
+    return int(value)
+
+
+@contextmanager
+def pixel_limit(limit: int) -> Iterator[None]:
+    """Within the block, refuse images that claim more than ``limit`` pixels (the ``--max-pixels`` option)."""
+    global _limit
+    if limit < 1:
+        raise ValueError(f"the pixel limit must be positive, got {limit}")
+    saved, _limit = _limit, limit
     try:
-        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        yield
+    finally:
+        _limit = saved
+
+
+def _open_header(source: Path | bytes) -> Image.Image:
+    """Pillow's ``Image.open`` (the header only) without its own decompression-bomb limit, which we replace."""
+    with _pillow_limit:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open(source: Path | bytes, name: str) -> Image.Image:
+    """Open a file or encoded bytes with Pillow and check its claimed size; failures are a DatasetError naming it."""
+    try:
+        image = _open_header(source)
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"cannot be read as an image ({exc})", path=name, expected=READABLE) from exc
+    limit = max_pixels()
+    if image.width * image.height > limit:
+        image.close()
+        raise DatasetError(
+            f"its header claims {image.width}x{image.height} = {image.width * image.height:,} pixels, more than the "
+            f"limit of {limit:,} (raise it with --max-pixels or {MAX_PIXELS_VARIABLE} if the image is genuine)",
+            path=name,
+        )
+    return image
 
 
 def _rawmode(image: Image.Image) -> str:
