@@ -20,7 +20,7 @@ from .data import DATASET_NAMES, DatasetError, build_dataset
 from .data.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, pixel_limit
 from .demo import demo_training_config
 from .evaluate import evaluate, evaluation_context, format_summary, write_scores
-from .inference import TileOptions, deblur_files, plan_jobs, resolve_device
+from .inference import TileOptions, deblur_files, output_dir_problem, plan_jobs, resolve_device
 from .model import WaveletUNetFlow
 from .model_info import describe_model
 from .pretrained import default_model_dir, load_model
@@ -146,6 +146,9 @@ def deblur(
       flowdeblur deblur shots/ more/frame.png -o out/ --model runs/gopro/model
       flowdeblur deblur big.tif -o out/ --tile 1024 --device cuda --overwrite
     """
+    problem = output_dir_problem(inputs, output_dir)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'-o' / '--output'")
     model = _load(model_dir, options.device)
     jobs, failures = plan_jobs(inputs, output_dir)
     counts = {"written": 0, "skipped": 0, "failed": 0}

@@ -7,6 +7,7 @@ RGB as the input was), so deblurring never adds compression artefacts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,23 +101,48 @@ class Outcome:
     pixels: int = 0
 
 
+def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
+    """Why ``output_dir`` cannot take the outputs (an input folder itself, under a file, not writable), or None.
+
+    Checked before any work, so that a run never deblurs images it then cannot write.
+    """
+    resolved = output_dir.resolve()
+    for given in inputs:
+        if given.is_dir() and given.resolve() == resolved:
+            return f"{output_dir} is the input folder itself; choose another, so outputs do not mix with the inputs"
+    existing = next(path for path in (output_dir, *output_dir.parents) if path.exists())
+    if not existing.is_dir():
+        return f"cannot write into {output_dir}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {existing} (permission denied)"
+    return None
+
+
+def _folder_images(folder: Path, output_dir: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, hidden files skipped), leaving out an output folder inside it."""
+    resolved, excluded = folder.resolve(), output_dir.resolve()
+    skip = excluded if excluded != resolved and excluded.is_relative_to(resolved) else None
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+        and not (skip and path.resolve().is_relative_to(skip))
+    )
+
+
 def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list[Outcome]]:
     """Files to deblur and where each goes, plus a failure for every input that cannot be planned.
 
     A file goes to ``output_dir/<stem>.png``; a folder contributes its images (recursively, hidden files
-    skipped) at their paths relative to it. A missing input, a folder without images, or two inputs that
-    would write the same output are failures naming the input.
+    skipped, ``output_dir`` left out when it lies inside) at their paths relative to it. A missing input, a
+    folder without images, or two inputs that would write the same output are failures naming the input.
     """
     jobs: list[Job] = []
     failures: list[Outcome] = []
     claimed: dict[Path, Path] = {}
     for given in inputs:
         if given.is_dir():
-            sources = sorted(
-                path
-                for path in given.rglob("*")
-                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-            )
+            sources = _folder_images(given, output_dir)
             if not sources:
                 readable = ", ".join(sorted(IMAGE_SUFFIXES))
                 failures.append(Outcome(given, "failed", f"{given}: folder holds no images ({readable})"))

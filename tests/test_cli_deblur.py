@@ -125,6 +125,32 @@ def test_images_over_the_pixel_limit_are_refused_one_line_each_and_the_rest_debl
     assert not (tmp_path / "small" / "c_photo.png").exists()
 
 
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path, model_dir):
+    save(tmp_path / "nest" / "a.png", smooth(15, 20, 20, 3))
+    out = tmp_path / "nest" / "out"
+    assert deblur(tmp_path / "nest", "-o", out, "--model", model_dir).exit_code == 0
+    first = (out / "a.png").read_bytes()
+    again = deblur(tmp_path / "nest", "-o", out, "--model", model_dir)
+    assert again.exit_code == 0 and "1 skipped" in again.stdout
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png"]
+    assert (out / "a.png").read_bytes() == first
+
+
+@pytest.mark.parametrize("case", ["input folder", "under a file"])
+def test_an_output_folder_that_cannot_take_the_outputs_is_refused_before_any_work(tmp_path, model_dir, case):
+    original = save(tmp_path / "same" / "a.png", smooth(16, 20, 20, 3)).read_bytes()
+    (tmp_path / "notes.txt").write_text("a file")
+    output, expected = {
+        "input folder": (tmp_path / "same", "same is the input folder itself"),
+        "under a file": (tmp_path / "notes.txt" / "out", "notes.txt is a file, not a folder"),
+    }[case]
+    result = deblur(tmp_path / "same", "-o", output, "--model", tmp_path / "no-model-needed")
+    assert result.exit_code == 2 and expected in result.stderr and "'-o' / '--output'" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.png"]
+    assert (tmp_path / "same" / "a.png").read_bytes() == original
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
 def test_two_inputs_writing_the_same_output_are_refused(tmp_path, model_dir):
     first = save(tmp_path / "a" / "x.png", smooth(6, 20, 20, 3))
     second = save(tmp_path / "b" / "x.jpg", smooth(7, 20, 20, 3))
