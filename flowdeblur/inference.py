@@ -34,13 +34,29 @@ class TileOptions:
     device: torch.device = torch.device("cpu")
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can run on: the CPU, each CUDA GPU, and Apple's MPS where present."""
+    cuda = [f"cuda:{index}" for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda, *(["mps"] if torch.backends.mps.is_available() else [])]
+
+
 def resolve_device(name: str) -> torch.device:
-    """A torch device from a name; "auto" picks CUDA when there is one, else the CPU."""
+    """A torch device from a name; "auto" picks CUDA when there is one, else the CPU.
+
+    A device this machine does not have is a ValueError saying which ones it has, before any model is moved.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available here")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"{name!r} is not a device name; use auto, cpu, cuda, cuda:<index> or mps") from error
+    try:
+        usable = device.type != "meta" and torch.empty(1, device=device).device.type == device.type
+    except Exception:  # each backend fails in its own way (RuntimeError, AssertionError, NotImplementedError, ...)
+        usable = False
+    if not usable:
+        raise ValueError(f"device {name!r} is not available on this machine; it has {', '.join(available_devices())}")
     return device
 
 

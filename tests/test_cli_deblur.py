@@ -10,6 +10,7 @@ import flowdeblur.pretrained
 from flowdeblur.cli import main
 from flowdeblur.color import rgb_to_ycbcr
 from flowdeblur.data import read_image, read_image_with_info
+from flowdeblur.inference import available_devices
 from tests.cli_helpers import run_command, save_tiny_model
 from tests.data_fixtures import claimed_size_png, pattern, save
 
@@ -166,6 +167,17 @@ def test_bad_option_values_are_usage_errors(tmp_path, model_dir, options):
     source = save(tmp_path / "a.png", smooth(8, 20, 20, 3))
     result = deblur(source, "-o", tmp_path / "out", "--model", model_dir, *options)
     assert result.exit_code == 2, result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda:7"])
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, model_dir, device):
+    if device in available_devices():
+        pytest.skip(f"this machine has {device}")
+    source = save(tmp_path / "a.png", smooth(17, 20, 20, 3))
+    result = deblur(source, "-o", tmp_path / "out", "--model", model_dir, "--device", device)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"device {device!r} is not available on this machine; it has cpu" in result.stderr
     assert not (tmp_path / "out").exists()
 
 
