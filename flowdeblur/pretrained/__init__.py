@@ -8,6 +8,7 @@ import torch
 
 from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from ..model import WaveletUNetFlow
+from ..preflight import check_model_dir
 
 
 def default_model_dir() -> Path:
@@ -16,7 +17,10 @@ def default_model_dir() -> Path:
 
 
 def load_model(directory: str | Path | None = None, device: str | torch.device = "cpu") -> WaveletUNetFlow:
-    """The model in ``directory``, or the shipped default when it is None; :class:`CheckpointError` if unusable."""
+    """The model in ``directory``, or the shipped default when it is None; :class:`CheckpointError` if unusable.
+
+    The directory is checked (:func:`check_model_dir`) before anything is allocated.
+    """
     if directory is None:
         directory = default_model_dir()
         if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
@@ -24,4 +28,5 @@ def load_model(directory: str | Path | None = None, device: str | torch.device =
                 f"no model given and the shipped default model is not installed (expected {CONFIG_NAME} and "
                 f"{WEIGHTS_NAME} in {directory}); pass --model DIR with a directory written by save_pretrained"
             )
+    check_model_dir(directory)
     return WaveletUNetFlow.from_pretrained(directory, device=device)
