@@ -6,6 +6,7 @@ import functools
 import itertools
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,11 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError
-from .data import DATASET_NAMES, DatasetError, build_dataset
+from .data import DATASET_NAMES, SPLITS, DatasetError, build_dataset
+from .data.errors import spelled_as
+from .data.factory import dataset_options, default_eval_split
 from .data.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, pixel_limit
+from .data.splits import ALL
 from .demo import demo_training_config
 from .evaluate import evaluate, evaluation_context, format_summary, write_scores
 from .inference import TileOptions, deblur_files, output_dir_problem, plan_jobs, resolve_device
@@ -26,6 +30,8 @@ from .model_info import describe_model
 from .pretrained import default_model_dir, load_model
 from .report import write_report
 from .train import train as train_model
+
+DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
 
 
 def _model_option(function: Callable) -> Callable:
@@ -175,7 +181,11 @@ def deblur(
               help="Which dataset (see docs/datasets.md).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The dataset's folder (every dataset but builtin).")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice([*SPLITS, ALL]),
+              help="Which images to score. Default: all for --dataset paired on a flat folder (no train/val/test "
+              "folders), else test.")
+@click.option("--skip-bad", is_flag=True,
+              help="Skip and count unreadable or unmatched files instead of stopping (paired, gopro, lai, celeba).")
 @click.option("--crop-size", type=click.IntRange(min=16), help="Centre-crop images to this size (default: whole).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of splits and blur.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -187,8 +197,9 @@ def deblur(
 @_max_pixels_option
 @_run_options
 def eval_command(
-    model_dir: Path | None, dataset_name: str, data_dir: Path | None, split: str, crop_size: int | None, seed: int,
-    json_path: Path | None, report_path: Path | None, report_images: int, options: TileOptions, progress: bool,
+    model_dir: Path | None, dataset_name: str, data_dir: Path | None, split: str | None, skip_bad: bool,
+    crop_size: int | None, seed: int, json_path: Path | None, report_path: Path | None, report_images: int,
+    options: TileOptions, progress: bool,
 ) -> None:
     """Score a model on a paired dataset: PSNR, SSIM and MSE, blurry input vs deblurred, and the gain.
 
@@ -199,16 +210,27 @@ def eval_command(
     \b
     Examples:
       flowdeblur eval --dataset builtin --report report.html
+      flowdeblur eval --dataset paired --data-dir my_pairs/ --skip-bad
       flowdeblur eval --model runs/gopro/model --dataset gopro --data-dir /data/GOPRO_Large --json scores.json
     """
+    if skip_bad and "skip_bad" not in dataset_options(dataset_name):
+        takers = ", ".join(name for name in DATASET_NAMES if "skip_bad" in dataset_options(name))
+        raise click.UsageError(f"--skip-bad applies to --dataset {takers}, not {dataset_name}")
     model = _load(model_dir, options.device)
-    try:
-        dataset = build_dataset(dataset_name, root=data_dir, split=split, color="rgb", crop_size=crop_size, seed=seed)
-    except DatasetError as error:
-        raise click.ClickException(str(error)) from error
-    _evaluate_and_write(
-        model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
-    )
+    split = split or default_eval_split(dataset_name, data_dir)
+    with spelled_as(DATASET_FLAGS):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                dataset = build_dataset(dataset_name, root=data_dir, split=split, color="rgb", crop_size=crop_size,
+                                        seed=seed, augment=False, **({"skip_bad": True} if skip_bad else {}))
+            except DatasetError as error:
+                raise click.ClickException(str(error)) from error
+        for warning in caught:
+            click.echo(f"warning: {warning.message}", err=True)
+        _evaluate_and_write(
+            model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
+        )
 
 
 @main.command()

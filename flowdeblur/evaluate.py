@@ -196,13 +196,16 @@ def evaluate(
         if max_visuals > 0:
             visuals[visual.name] = visual
             keep_extremes(visuals, max_visuals)
-    return Evaluation(records, summarize(records, time.perf_counter() - start), visuals)
+    summary = summarize(records, time.perf_counter() - start)
+    summary["split"] = getattr(dataset, "description", {}).get("split")
+    return Evaluation(records, summary, visuals)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
     """The summary as a plain-text table: blurry, deblurred and gain rows per colour space."""
     header = f"{'':<16}{'PSNR (dB)':>11}{'SSIM':>10}{'MSE':>12}"
-    lines = [f"{summary['images']} images, scores averaged per image, 8-bit rounded", header]
+    split = f", split {summary['split']}" if summary.get("split") else ""
+    lines = [f"{summary['images']} images{split}, scores averaged per image, 8-bit rounded", header]
     for space in summary["deblurred"]:
         for kind in (*KINDS, "gain"):
             scores = summary[kind][space]

@@ -122,6 +122,12 @@ def corrupt(path: Path) -> Path:
     return path
 
 
+def truncate(path: Path) -> Path:
+    """Cut a file to half its length: the header still reads, the pixels do not."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
 def claimed_size_png(path: Path, width: int, height: int) -> Path:
     """A tiny RGB PNG whose header claims ``width`` x ``height`` but that holds one row of pixel data."""
 

@@ -162,25 +162,36 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
 
 
-def _decode(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
-    """Decode a file or bytes into a (C, H, W) tensor in [0, 1] and its ImageInfo."""
+def _decode_array(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[np.ndarray, ImageInfo]:
+    """Decode every sample of a file or bytes (uint8 or uint16 array) and its ImageInfo; failures name ``name``."""
     with _open(source, name) as image:
         _supported(image, name)
         info = _info(image)
         try:
-            array = _pixels(source, image, info, name, keep_alpha)
+            return _pixels(source, image, info, name, keep_alpha), info
         except DatasetError:
             raise
         except (OSError, SyntaxError, ValueError) as exc:
             raise DatasetError(f"cannot be decoded ({exc})", path=name, expected=READABLE) from exc
+
+
+def _decode(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
+    """Decode a file or bytes into a (C, H, W) tensor in [0, 1] and its ImageInfo."""
+    array, info = _decode_array(source, name, keep_alpha)
     return array_to_tensor(array), info
 
 
 def probe_image(path: str | Path) -> ImageInfo:
-    """Size, channels and bit depth of an image file from its header alone: cheap enough to check a whole dataset."""
+    """Size, channels and bit depth of an image file from its header alone: cheap, but blind to a truncated file."""
     with _open(Path(path), str(path)) as image:
         _supported(image, str(path))
         return _info(image)
+
+
+def check_image(path: str | Path) -> ImageInfo:
+    """Decode every pixel of an image file without keeping them, so a truncated or corrupt file is found now
+    (a DatasetError), not halfway through training; returns what the file holds."""
+    return _decode_array(Path(path), str(path))[1]
 
 
 def read_image_with_info(path: str | Path, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
