@@ -2,7 +2,7 @@
 
 A gray image is deblurred as the RGB image with R = G = B, so a Y model sees its true BT.601 luma and an RGB
 model its three equal channels; the result is gray again. Outputs are PNG (lossless, 8 or 16 bits, gray or
-RGB as the input was), so deblurring never adds compression artefacts.
+RGB as the input was, with its ICC profile and EXIF tags), so deblurring never adds compression artefacts.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
         return Outcome(job.source, "failed", str(error))  # names the file already
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(job.target, restored, bit_depth=info.bit_depth)
+        write_image(job.target, restored, bit_depth=info.bit_depth, metadata=info.metadata)
     except OSError as error:
         return Outcome(job.source, "failed", f"{job.source}: cannot write {job.target}: {error}")
     return Outcome(job.source, "written", str(job.target), pixels=info.height * info.width)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageCms
 
 import flowdeblur.pretrained
 from flowdeblur.cli import main
@@ -58,6 +58,24 @@ def test_rgba_keeps_its_alpha(tmp_path, model_dir):
     with Image.open(tmp_path / "out" / "logo.png") as written:
         assert written.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(written)[..., 3], alpha)
+
+
+def test_the_icc_profile_and_exif_are_kept_and_the_orientation_applied(tmp_path, model_dir):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise to view
+    exif[0x010F] = "TestCam"
+    exif.get_ifd(0x8769)[0x9003] = "2026:01:02 03:04:05"
+    stored = np.repeat(np.linspace(0, 255, 48)[None, :, None], 32, axis=0).repeat(3, axis=2).round().astype(np.uint8)
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", icc_profile=icc, exif=exif, quality=98)
+    assert deblur(tmp_path / "photo.jpg", "-o", tmp_path / "out", "--model", model_dir).exit_code == 0
+    with Image.open(tmp_path / "out" / "photo.png") as written:
+        assert written.size == (32, 48) and written.info["icc_profile"] == icc
+        kept = written.getexif()
+        assert kept[0x0112] == 1 and kept[0x010F] == "TestCam" and kept.get_ifd(0x8769)[0x9003] == "2026:01:02 03:04:05"
+        pixels = np.asarray(written, dtype=float)
+    upright, upside_down = (np.abs(pixels - np.rot90(stored, turns)).mean() for turns in (-1, 1))
+    assert upright < upside_down / 4
 
 
 def test_a_y_model_keeps_the_colours_of_an_rgb_photo(tmp_path, model_dir):

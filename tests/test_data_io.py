@@ -8,10 +8,11 @@ import png
 import pytest
 import tifffile
 import torch
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
 from flowdeblur.data import DatasetError, decode_image, probe_image, read_image, read_image_with_info, write_image
 from flowdeblur.data import io as image_io
+from flowdeblur.data.metadata import ImageMetadata
 from tests.data_fixtures import claimed_size_png, corrupt, pattern, save
 
 
@@ -128,7 +129,7 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
     target = write_image(tmp_path / "keep.png", torch.zeros(1, 4, 4))
     before = target.read_bytes()
 
-    def half_written(path, array, image_format):
+    def half_written(path, array, image_format, metadata):
         path.write_bytes(b"partial")
         raise OSError("disk full")
 
@@ -175,3 +176,37 @@ def test_an_image_claiming_too_many_pixels_is_refused_from_its_header(tmp_path, 
     monkeypatch.setenv(image_io.MAX_PIXELS_VARIABLE, "lots")
     with pytest.raises(DatasetError, match="FLOWDEBLUR_MAX_PIXELS='lots' is not a positive whole number"):
         read_image(photo)
+
+
+def exif_with(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    return exif
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_on_reading_and_reset_in_what_is_kept(tmp_path, orientation):
+    array = pattern(orientation, 5, 7)
+    Image.fromarray(array).save(tmp_path / "x.png", exif=exif_with(orientation))
+    image, info = read_image_with_info(tmp_path / "x.png")
+    with Image.open(tmp_path / "x.png") as opened:
+        expected = np.asarray(ImageOps.exif_transpose(opened))
+    np.testing.assert_array_equal(as_array(image, 255), expected)
+    assert (info.height, info.width) == expected.shape[:2]
+    kept = Image.Exif()
+    kept.load(info.metadata.exif)
+    assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
+
+
+@pytest.mark.parametrize(("suffix", "bit_depth"), [(".png", 8), (".png", 16), (".tif", 16), (".jpg", 8)])
+def test_icc_profile_and_exif_are_written_and_read_back(tmp_path, suffix, bit_depth):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    metadata = ImageMetadata(icc, exif_with(1).tobytes())
+    path = write_image(tmp_path / f"x{suffix}", torch.rand(3, 6, 8), bit_depth=bit_depth, metadata=metadata)
+    image, info = read_image_with_info(path)
+    assert image.shape == (3, 6, 8) and info.bit_depth == bit_depth and info.metadata.icc_profile == icc
+    if suffix != ".tif":  # 16-bit colour TIFF keeps the ICC profile only
+        kept = Image.Exif()
+        kept.load(info.metadata.exif)
+        assert kept[0x010F] == "TestCam"

@@ -2,8 +2,9 @@
 
 Pillow decodes everything but 16-bit colour, which it cannot hold: 16-bit colour PNGs are read and written
 with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is kept on request,
-palettes and CMYK become RGB, EXIF orientation is applied. A file whose header claims more pixels than
-:func:`max_pixels` is refused before anything is decoded. Writes go to a temporary name and are renamed into place.
+palettes and CMYK become RGB, EXIF orientation is applied, and the ICC profile and EXIF tags are kept for writing
+(:mod:`.metadata`). A file whose header claims more pixels than :func:`max_pixels` is refused before anything is
+decoded. Writes go to a temporary name and are renamed into place.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import png
 import tifffile
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
+from .metadata import ImageMetadata, add_png_chunks, pillow_options, read_metadata, upright
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 READABLE = "a PNG, JPEG, TIFF, BMP or WebP image (8 or 16 bits; gray, RGB or RGBA)"
@@ -41,7 +43,8 @@ _pillow_limit = threading.Lock()
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a file holds: size, channels after dropping alpha (1 or 3), bits per sample, Pillow mode, alpha."""
+    """What a file holds: size, channels after dropping alpha (1 or 3), bits per sample, Pillow mode, alpha, and
+    (once decoded: size upright, as EXIF orientation says) its ICC profile and EXIF tags."""
 
     width: int
     height: int
@@ -49,6 +52,7 @@ class ImageInfo:
     bit_depth: int
     mode: str
     has_alpha: bool
+    metadata: ImageMetadata = field(default_factory=ImageMetadata)
 
 
 def max_pixels() -> int:
@@ -147,7 +151,6 @@ def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str
     alpha = keep_alpha and info.has_alpha
     if info.bit_depth == 16 and info.channels == 3:
         return _colour_16(source, image, name)[..., : 4 if alpha else 3]
-    image = ImageOps.exif_transpose(image)
     if info.bit_depth == 16:
         return np.asarray(image).astype(np.uint16)
     return np.asarray(image.convert(("L" if info.channels == 1 else "RGB") + ("A" if alpha else "")))
@@ -163,12 +166,16 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def _decode_array(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[np.ndarray, ImageInfo]:
-    """Decode every sample of a file or bytes (uint8 or uint16 array) and its ImageInfo; failures name ``name``."""
+    """Decode every sample of a file or bytes (uint8 or uint16 array, upright) and its ImageInfo with the metadata;
+    failures name ``name``."""
     with _open(source, name) as image:
         _supported(image, name)
         info = _info(image)
         try:
-            return _pixels(source, image, info, name, keep_alpha), info
+            array = _pixels(source, image, info, name, keep_alpha)
+            orientation, metadata = read_metadata(image)
+            array = upright(array, orientation)
+            return array, replace(info, width=array.shape[1], height=array.shape[0], metadata=metadata)
         except DatasetError:
             raise
         except (OSError, SyntaxError, ValueError) as exc:
@@ -212,27 +219,37 @@ def decode_image(data: bytes, name: str) -> torch.Tensor:
     return _decode(data, name)[0]
 
 
-def _encode(target: Path, array: np.ndarray, image_format: str) -> None:
-    """Write an (H, W) or (H, W, 2..4) uint8/uint16 array (gray, gray+alpha, RGB, RGBA) in ``image_format``."""
+def _encode(target: Path, array: np.ndarray, image_format: str, metadata: ImageMetadata) -> None:
+    """Write an (H, W) or (H, W, 2..4) uint8/uint16 array (gray, gray+alpha, RGB, RGBA) in ``image_format``, with
+    the ICC profile and EXIF of ``metadata`` (16-bit colour TIFF: the ICC profile only)."""
     if array.dtype == np.uint16 and array.ndim == 3:
         height, width, planes = array.shape
         if image_format == "TIFF":
             photometric = "minisblack" if planes == 2 else "rgb"
-            tifffile.imwrite(target, array, photometric=photometric, extrasamples=("unassalpha",) * (planes % 2 == 0))
+            tifffile.imwrite(target, array, photometric=photometric, extrasamples=("unassalpha",) * (planes % 2 == 0),
+                             iccprofile=metadata.icc_profile)
         else:
             writer = png.Writer(width, height, bitdepth=16, greyscale=planes < 3, alpha=planes % 2 == 0)
-            with target.open("wb") as file:
-                writer.write(file, array.reshape(height, -1))
+            encoded = io.BytesIO()
+            writer.write(encoded, array.reshape(height, -1))
+            target.write_bytes(add_png_chunks(encoded.getvalue(), metadata))
         return
     options = {"quality": 95} if image_format == "JPEG" else {}
-    Image.fromarray(array).save(target, format=image_format, **options)
+    Image.fromarray(array).save(target, format=image_format, **options, **pillow_options(metadata))
 
 
-def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode: str | None = None) -> Path:
+def write_image(
+    path: str | Path,
+    image: torch.Tensor,
+    bit_depth: int = 8,
+    mode: str | None = None,
+    metadata: ImageMetadata | None = None,
+) -> Path:
     """Save a (C, H, W) tensor in [0, 1] as PNG/JPEG/TIFF/BMP, atomically (temporary name, then rename).
 
     ``bit_depth`` is 8 or 16 (16 for PNG and TIFF only); ``mode`` is "L", "LA", "RGB" or "RGBA" (default: from
-    the channel count, 1 to 4; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded.
+    the channel count, 1 to 4; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded. ``metadata``
+    (an ICC profile and EXIF tags, e.g. a read image's ``ImageInfo.metadata``) is written where the format holds it.
     """
     path = Path(path)
     image_format = _FORMATS.get(path.suffix.lower())
@@ -255,7 +272,7 @@ def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode:
     array = np.ascontiguousarray(levels.permute(1, 2, 0).numpy(), dtype=np.uint8 if bit_depth == 8 else np.uint16)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        _encode(temporary, array[..., 0] if mode == "L" else array, image_format)
+        _encode(temporary, array[..., 0] if mode == "L" else array, image_format, metadata or ImageMetadata())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
