@@ -32,10 +32,11 @@ LATENT_KINDS = ("blurry", "transferred", "sharp")
 CROP_KINDS = ("blurry", "deblurred", "sharp")
 NEAR_ZERO = 0.1
 PROTOCOL = {
-    "metrics": "PSNR (dB, data range 1), SSIM (Gaussian window 11, sigma 1.5), MSE on [0, 1] values",
+    "metrics": "PSNR (dB, data range 1), SSIM (Gaussian window 11, sigma 1.5, averaged over the pixels where the "
+    "window fits, as MATLAB and BasicSR), MSE on [0, 1] values",
     "averaging": "per image, then averaged over images",
-    "quantization": "both images rounded to 8 bits before scoring",
-    "y": "ITU-R BT.601 luma, Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255",
+    "quantization": "both images rounded to 8-bit RGB before scoring; Y then computed from them in floating point",
+    "y": "ITU-R BT.601 luma, Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255 (scikit-image's rgb2ycbcr)",
     "gain": "deblurred minus blurry, per metric (negative MSE gain = improvement)",
     "latents": f"on the centre crop: mean |z| and the fraction of |z| < {NEAR_ZERO} per level",
 }
