@@ -9,7 +9,7 @@ from PIL import Image, ImageCms
 import flowdeblur.pretrained
 from flowdeblur.cli import main
 from flowdeblur.color import rgb_to_ycbcr
-from flowdeblur.data import read_image, read_image_with_info
+from flowdeblur.data import read_image, read_image_with_info, write_image
 from flowdeblur.inference import available_devices
 from tests.cli_helpers import run_command, save_tiny_model
 from tests.data_fixtures import claimed_size_png, pattern, save
@@ -58,6 +58,17 @@ def test_rgba_keeps_its_alpha(tmp_path, model_dir):
     with Image.open(tmp_path / "out" / "logo.png") as written:
         assert written.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(written)[..., 3], alpha)
+
+
+def test_16_bit_gray_with_alpha_stays_16_bit_gray_with_its_alpha(tmp_path, model_dir):
+    gray, alpha = smooth(19, 30, 34, 1, np.uint16), pattern(20, 30, 34, 1, np.uint16)
+    image = torch.from_numpy(np.stack([gray, alpha]).astype(np.float64) / 65535).float()
+    source = write_image(tmp_path / "scan.png", image, bit_depth=16)
+    assert deblur(source, "-o", tmp_path / "out", "--model", model_dir).exit_code == 0
+    written, info = read_image_with_info(tmp_path / "out" / "scan.png", keep_alpha=True)
+    assert written.shape == (2, 30, 34) and info.bit_depth == 16 and info.channels == 1 and info.has_alpha
+    np.testing.assert_array_equal((written[1].double() * 65535).round().numpy(), alpha)
+    assert 0 < (written[0] - image[0]).abs().mean() < 0.1
 
 
 def test_the_icc_profile_and_exif_are_kept_and_the_orientation_applied(tmp_path, model_dir):

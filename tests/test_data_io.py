@@ -141,7 +141,8 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize(
-    ("suffix", "bits", "channels"), [(".png", 8, 2), (".png", 8, 4), (".png", 16, 4), (".tif", 16, 4)]
+    ("suffix", "bits", "channels"),
+    [(".png", 8, 2), (".png", 8, 4), (".png", 16, 2), (".png", 16, 4), (".tif", 16, 4)],
 )
 def test_alpha_round_trips_when_asked_for(tmp_path, suffix, bits, channels):
     scale = 255 if bits == 8 else 65535
@@ -157,6 +158,8 @@ def test_alpha_round_trips_when_asked_for(tmp_path, suffix, bits, channels):
 def test_alpha_is_refused_for_formats_without_it(tmp_path):
     with pytest.raises(ValueError, match="JPEG cannot hold an alpha channel"):
         write_image(tmp_path / "x.jpg", torch.rand(4, 4, 4))
+    with pytest.raises(ValueError, match="16-bit gray\\+alpha TIFF could not be read back"):
+        write_image(tmp_path / "x.tif", torch.rand(2, 4, 4), bit_depth=16)
 
 
 def test_an_image_claiming_too_many_pixels_is_refused_from_its_header(tmp_path, monkeypatch):

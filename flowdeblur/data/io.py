@@ -121,7 +121,7 @@ def _info(image: Image.Image) -> ImageInfo:
     mode, rawmode = image.mode, _rawmode(image)
     wide = mode in _GRAY_16 or (mode == "I" and image.format == "PNG") or ";16" in rawmode
     has_alpha = mode in _ALPHA or (mode == "P" and "transparency" in image.info) or rawmode.startswith("LA")
-    gray = mode in _GRAY_8 or mode in _GRAY_16 or mode == "I"
+    gray = mode in _GRAY_8 or mode in _GRAY_16 or mode == "I" or rawmode.startswith("LA")
     return ImageInfo(image.width, image.height, 1 if gray else 3, 16 if wide else 8, mode, has_alpha)
 
 
@@ -132,12 +132,13 @@ def _supported(image: Image.Image, name: str) -> None:
     raise DatasetError(f"unsupported pixel mode {image.mode!r} ({image.format})", path=name, expected=READABLE)
 
 
-def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarray:
-    """All 16 bits of a 16-bit colour PNG or TIFF, as (H, W, C) uint16 with alpha still attached."""
+def _wide(source: Path | bytes, image: Image.Image, name: str) -> np.ndarray:
+    """All 16 bits of a 16-bit colour or gray+alpha PNG or TIFF (Pillow holds 8 of them), as (H, W, C) uint16 with
+    alpha still attached."""
     if image.format == "TIFF":
         return tifffile.imread(io.BytesIO(source) if isinstance(source, bytes) else source)
     if image.format != "PNG":
-        raise DatasetError(f"16-bit colour {image.format} is not supported", path=name, expected=READABLE)
+        raise DatasetError(f"16-bit {image.mode} {image.format} is not supported", path=name, expected=READABLE)
     try:
         reader = png.Reader(bytes=source) if isinstance(source, bytes) else png.Reader(filename=str(source))
         width, height, rows, meta = reader.asDirect()
@@ -149,8 +150,8 @@ def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarra
 def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str, keep_alpha: bool) -> np.ndarray:
     """Decoded samples: (H, W) or (H, W, 3), plus an alpha plane if asked for and present; uint8 or uint16."""
     alpha = keep_alpha and info.has_alpha
-    if info.bit_depth == 16 and info.channels == 3:
-        return _colour_16(source, image, name)[..., : 4 if alpha else 3]
+    if info.bit_depth == 16 and (info.channels == 3 or info.has_alpha):
+        return _wide(source, image, name)[..., : info.channels + alpha]
     if info.bit_depth == 16:
         return np.asarray(image).astype(np.uint16)
     return np.asarray(image.convert(("L" if info.channels == 1 else "RGB") + ("A" if alpha else "")))
@@ -265,6 +266,8 @@ def write_image(
         raise ValueError(f"mode {mode!r} does not fit a {image.shape[0]}-channel image")
     if "A" in mode and image_format not in ("PNG", "TIFF"):
         raise ValueError(f"{path}: {image_format} cannot hold an alpha channel; use .png or .tif")
+    if (mode, bit_depth, image_format) == ("LA", 16, "TIFF"):
+        raise ValueError(f"{path}: a 16-bit gray+alpha TIFF could not be read back (Pillow cannot open it); use .png")
     if mode == "RGB":
         image = image.expand(3, -1, -1)
     scale = 255 if bit_depth == 8 else 65535
