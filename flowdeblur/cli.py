@@ -142,9 +142,10 @@ def deblur(
     """Deblur image files and folders of images into OUTPUT.
 
     Each output is a PNG of the input's size, bit depth (8 or 16) and mode (gray, RGB, RGBA with the alpha
-    passed through); a Y-channel model keeps the input's colours. Large images are processed in overlapping
-    tiles, so memory stays bounded. Unreadable inputs are reported by name and the rest still processed; the
-    exit code is 1 if any input failed.
+    passed through), with its ICC profile and EXIF tags (turned upright as EXIF orientation says); a
+    Y-channel model keeps the input's colours. Large images are processed in overlapping tiles, so memory
+    stays bounded. Unreadable inputs are reported by name and the rest still processed; the exit code is 1 if
+    any input failed. An OUTPUT inside an input folder is not read as input.
 
     \b
     Examples:
