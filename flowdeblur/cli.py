@@ -91,6 +91,19 @@ def _load(model_dir: Path | None, device: torch.device | str = "cpu") -> Wavelet
         raise click.ClickException(str(error)) from error
 
 
+def _open_dataset(name: str, **arguments: Any) -> Any:
+    """An RGB dataset to score, never augmented; each warning (files skipped) one line, an error one ClickException."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            dataset = build_dataset(name, color="rgb", augment=False, **arguments)
+        except DatasetError as error:
+            raise click.ClickException(str(error)) from error
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    return dataset
+
+
 def _evaluate_and_write(
     model: WaveletUNetFlow,
     model_dir: Path | None,
@@ -219,16 +232,9 @@ def eval_command(
         raise click.UsageError(f"--skip-bad applies to --dataset {takers}, not {dataset_name}")
     model = _load(model_dir, options.device)
     split = split or default_eval_split(dataset_name, data_dir)
-    with spelled_as(DATASET_FLAGS):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            try:
-                dataset = build_dataset(dataset_name, root=data_dir, split=split, color="rgb", crop_size=crop_size,
-                                        seed=seed, augment=False, **({"skip_bad": True} if skip_bad else {}))
-            except DatasetError as error:
-                raise click.ClickException(str(error)) from error
-        for warning in caught:
-            click.echo(f"warning: {warning.message}", err=True)
+    extra = {"skip_bad": True} if skip_bad else {}
+    with spelled_as(DATASET_FLAGS):  # dataset errors name this command's flags
+        dataset = _open_dataset(dataset_name, root=data_dir, split=split, crop_size=crop_size, seed=seed, **extra)
         _evaluate_and_write(
             model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
         )
