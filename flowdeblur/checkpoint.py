@@ -15,6 +15,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .config import UMLINConfig
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_NAME = "flowdeblur.WaveletUNetFlow"
@@ -50,10 +52,12 @@ def save_model_dir(directory: str | Path, header: dict[str, Any], state_dict: di
     return directory
 
 
-def read_model_dir(
-    directory: str | Path, device: str | torch.device = "cpu"
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The parsed config.json and the weights of a model directory, or one :class:`CheckpointError`."""
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The parsed and checked ``config.json`` of a model directory, or one :class:`CheckpointError` naming the problem.
+
+    Checked: the JSON, the format, the ``config`` entry field by field (:meth:`UMLINConfig.from_dict`) and that
+    ``metadata``, where present, is a JSON object.
+    """
     directory = Path(directory)
     expected = f"a flowdeblur model directory holds {CONFIG_NAME} and {WEIGHTS_NAME} (see save_pretrained)"
     if not directory.is_dir():
@@ -70,6 +74,21 @@ def read_model_dir(
         raise CheckpointError(
             f"{config_path} is not a flowdeblur model config (needs format={FORMAT_NAME!r} and a 'config' entry)"
         )
+    try:
+        UMLINConfig.from_dict(header["config"])
+    except ValueError as error:
+        raise CheckpointError(f"{config_path} has an invalid config: {error}") from error
+    if header.get("metadata") is not None and not isinstance(header["metadata"], dict):
+        raise CheckpointError(f"{config_path}: 'metadata' must be a JSON object, got {header['metadata']!r}")
+    return header
+
+
+def read_model_dir(
+    directory: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The checked config.json (:func:`read_config`) and the weights of a model directory, or one CheckpointError."""
+    header = read_config(directory)
+    weights_path = Path(directory) / WEIGHTS_NAME
     try:
         state = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError, ValueError) as error:

@@ -6,6 +6,7 @@ import functools
 import itertools
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,21 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError
-from .data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError, build_dataset
-from .data.factory import SYNTHETIC
+from .data import DATASET_NAMES, SPLITS, BlurMixture, BlurSpec, DatasetError, build_dataset
+from .data.errors import spelled_as
+from .data.factory import SYNTHETIC, dataset_options, default_eval_split
+from .data.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, pixel_limit
+from .data.splits import ALL
 from .demo import demo_training_config
 from .evaluate import evaluate, evaluation_context, format_summary, write_scores
-from .inference import TileOptions, deblur_files, plan_jobs, resolve_device
+from .inference import TileOptions, deblur_files, output_dir_problem, plan_jobs, resolve_device
 from .model import WaveletUNetFlow
 from .model_info import describe_model
 from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
 from .report import write_report
 from .train import train as train_model
+
+DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
 
 
 def _model_option(function: Callable) -> Callable:
@@ -97,11 +103,38 @@ def _run_options(function: Callable) -> Callable:
     return wrapper
 
 
+def _max_pixels_option(function: Callable) -> Callable:
+    """--max-pixels (or $FLOWDEBLUR_MAX_PIXELS): the pixel limit every image read by the command is held to."""
+
+    @click.option("--max-pixels", default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(min=1),
+                  envvar=MAX_PIXELS_VARIABLE, show_envvar=True,
+                  help="Refuse images whose header claims more pixels than this, before decoding them.")
+    @functools.wraps(function)
+    def wrapper(max_pixels: int, **kwargs: Any):
+        with pixel_limit(max_pixels):
+            return function(**kwargs)
+
+    return wrapper
+
+
 def _load(model_dir: str | None, device: torch.device | str = "cpu") -> WaveletUNetFlow:
     try:
         return load_model(model_dir, device=device)
     except CheckpointError as error:
         raise click.ClickException(str(error)) from error
+
+
+def _open_dataset(name: str, **arguments: Any) -> Any:
+    """An RGB dataset to score, never augmented; each warning (files skipped) one line, an error one ClickException."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            dataset = build_dataset(name, color="rgb", augment=False, **arguments)
+        except DatasetError as error:
+            raise click.ClickException(str(error)) from error
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    return dataset
 
 
 def _evaluate_and_write(
@@ -146,6 +179,7 @@ def main() -> None:
               help="Folder for the deblurred images (created if missing).")
 @_model_option
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (default: skip them).")
+@_max_pixels_option
 @_run_options
 def deblur(
     inputs: tuple[Path, ...], output_dir: Path, model_dir: str | None, overwrite: bool, options: TileOptions,
@@ -154,9 +188,10 @@ def deblur(
     """Deblur image files and folders of images into OUTPUT.
 
     Each output is a PNG of the input's size, bit depth (8 or 16) and mode (gray, RGB, RGBA with the alpha
-    passed through); a Y-channel model keeps the input's colours. Large images are processed in overlapping
-    tiles, so memory stays bounded. Unreadable inputs are reported by name and the rest still processed; the
-    exit code is 1 if any input failed.
+    passed through), with its ICC profile and EXIF tags (turned upright as EXIF orientation says); a
+    Y-channel model keeps the input's colours. Large images are processed in overlapping tiles, so memory
+    stays bounded. Unreadable inputs are reported by name and the rest still processed; the exit code is 1 if
+    any input failed. An OUTPUT inside an input folder is not read as input.
 
     \b
     Examples:
@@ -164,6 +199,9 @@ def deblur(
       flowdeblur deblur shots/ more/frame.png -o out/ --model runs/gopro/model
       flowdeblur deblur big.tif -o out/ --tile 1024 --device cuda --overwrite
     """
+    problem = output_dir_problem(inputs, output_dir)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'-o' / '--output'")
     model = _load(model_dir, options.device)
     jobs, failures = plan_jobs(inputs, output_dir)
     counts = {"written": 0, "skipped": 0, "failed": 0}
@@ -190,7 +228,11 @@ def deblur(
               help="Which dataset (see docs/datasets.md).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The dataset's folder (every dataset but builtin).")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice([*SPLITS, ALL]),
+              help="Which images to score. Default: all for --dataset paired on a flat folder (no train/val/test "
+              "folders), else test.")
+@click.option("--skip-bad", is_flag=True,
+              help="Skip and count unreadable or unmatched files instead of stopping (paired, gopro, lai, celeba).")
 @click.option("--crop-size", type=click.IntRange(min=16), help="Centre-crop images to this size (default: whole).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of splits and blur.")
 @_blur_option
@@ -200,11 +242,12 @@ def deblur(
               help="Write a self-contained HTML report here.")
 @click.option("--report-images", default=24, show_default=True, type=click.IntRange(min=0),
               help="Images shown with crops and latent maps in the report (the best and worst by gain).")
+@_max_pixels_option
 @_run_options
 def eval_command(
-    model_dir: str | None, dataset_name: str, data_dir: Path | None, split: str, crop_size: int | None, seed: int,
-    blur_name: str, json_path: Path | None, report_path: Path | None, report_images: int, options: TileOptions,
-    progress: bool,
+    model_dir: str | None, dataset_name: str, data_dir: Path | None, split: str | None, skip_bad: bool,
+    crop_size: int | None, seed: int, blur_name: str, json_path: Path | None, report_path: Path | None,
+    report_images: int, options: TileOptions, progress: bool,
 ) -> None:
     """Score a model on a paired dataset: PSNR, SSIM and MSE, blurry input vs deblurred, and the gain.
 
@@ -216,18 +259,21 @@ def eval_command(
     Examples:
       flowdeblur eval --dataset builtin --report report.html
       flowdeblur eval --model gauss3 --blur paper
+      flowdeblur eval --dataset paired --data-dir my_pairs/ --skip-bad
       flowdeblur eval --model runs/gopro/model --dataset gopro --data-dir /data/GOPRO_Large --json scores.json
     """
+    if skip_bad and "skip_bad" not in dataset_options(dataset_name):
+        takers = ", ".join(name for name in DATASET_NAMES if "skip_bad" in dataset_options(name))
+        raise click.UsageError(f"--skip-bad applies to --dataset {takers}, not {dataset_name}")
     model = _load(model_dir, options.device)
-    try:
-        blur = _blur(blur_name, model) if dataset_name in SYNTHETIC else None
-        dataset = build_dataset(dataset_name, root=data_dir, split=split, color="rgb", crop_size=crop_size, seed=seed,
-                                blur=blur)
-    except DatasetError as error:
-        raise click.ClickException(str(error)) from error
-    _evaluate_and_write(
-        model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
-    )
+    split = split or default_eval_split(dataset_name, data_dir)
+    extra = {"skip_bad": True} if skip_bad else {}
+    with spelled_as(DATASET_FLAGS):  # dataset errors name this command's flags
+        dataset = _open_dataset(dataset_name, root=data_dir, split=split, crop_size=crop_size, seed=seed,
+                                blur=_blur(blur_name, model) if dataset_name in SYNTHETIC else None, **extra)
+        _evaluate_and_write(
+            model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
+        )
 
 
 @main.command()

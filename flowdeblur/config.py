@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-COLOR_MODES = ("y", "rgb")
-TRANSFER_CONTEXTS = ("blurry", "restored")
+from .fields import check_fields
+
+ColorMode = Literal["y", "rgb"]
+COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
+TransferContext = Literal["blurry", "restored"]
+TRANSFER_CONTEXTS: tuple[str, ...] = get_args(TransferContext)
+MAX_LEVELS = 16  # an image is padded to a multiple of 2^L pixels on a side: 65,536 at 16 levels
+MAX_STEPS = 64
+MAX_TRANSFER_BLOCKS = 64
+MAX_TRANSFER_DILATION = 8
 
 
 @dataclass(frozen=True)
@@ -38,29 +46,36 @@ class UMLINConfig:
     kernel_size: int = 5
     hidden_channels: int = 64
     clamp: float = 2.0
-    color: str = "y"
+    color: ColorMode = "y"
     transfer_hidden_channels: int = 64
     transfer_blocks: int = 2
     transfer_kernel_size: int = 3
     transfer_dilation: int = 1
-    transfer_context: str = "blurry"
+    transfer_context: TransferContext = "blurry"
 
     def __post_init__(self) -> None:
-        if self.color not in COLOR_MODES:
-            raise ValueError(f"UMLINConfig.color must be one of {COLOR_MODES}, got {self.color!r}")
-        for name in ("levels", "steps", "kernel_size", "hidden_channels", "transfer_hidden_channels"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"UMLINConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.kernel_size % 2 == 0 or self.transfer_kernel_size % 2 == 0:
-            raise ValueError("UMLINConfig kernel sizes must be odd so that convolutions keep the image size")
-        if self.transfer_context not in TRANSFER_CONTEXTS:
-            raise ValueError(
-                f"UMLINConfig.transfer_context must be one of {TRANSFER_CONTEXTS}, got {self.transfer_context!r}"
-            )
-        if self.transfer_dilation < 1:
-            raise ValueError(f"UMLINConfig.transfer_dilation must be at least 1, got {self.transfer_dilation!r}")
-        if self.transfer_blocks < 0 or self.clamp <= 0:
-            raise ValueError("UMLINConfig.transfer_blocks must be >= 0 and clamp > 0")
+        """Check each field's type (from its annotation), then the ranges; one ValueError naming the field."""
+        check_fields(self)
+        ranges = {
+            "levels": (1, MAX_LEVELS),
+            "steps": (1, MAX_STEPS),
+            "kernel_size": (1, None),
+            "hidden_channels": (1, None),
+            "transfer_hidden_channels": (1, None),
+            "transfer_blocks": (0, MAX_TRANSFER_BLOCKS),
+            "transfer_kernel_size": (1, None),
+            "transfer_dilation": (1, MAX_TRANSFER_DILATION),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+                raise ValueError(f"UMLINConfig.{name} must be {bounds}, got {value!r}")
+        for name in ("kernel_size", "transfer_kernel_size"):
+            if getattr(self, name) % 2 == 0:
+                raise ValueError(f"UMLINConfig.{name} must be odd so that convolutions keep the image size")
+        if self.clamp <= 0:
+            raise ValueError(f"UMLINConfig.clamp must be positive, got {self.clamp!r}")
 
     @property
     def channels(self) -> int:
@@ -73,7 +88,9 @@ class UMLINConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> UMLINConfig:
-        """Build a config from :meth:`to_dict` output; unknown keys are an error, not silently dropped."""
+        """Build a config from :meth:`to_dict` output (or its JSON); unknown keys and bad values are a ValueError."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a UMLINConfig is a JSON object of fields, got {values!r}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

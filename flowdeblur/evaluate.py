@@ -32,11 +32,12 @@ LATENT_KINDS = ("blurry", "transferred", "sharp")
 CROP_KINDS = ("blurry", "deblurred", "sharp")
 NEAR_ZERO = 0.1
 PROTOCOL = {
-    "metrics": "PSNR (dB, data range 1), SSIM (Gaussian window 11, sigma 1.5), MSE on [0, 1] values",
+    "metrics": "PSNR (dB, data range 1), SSIM (Gaussian window 11, sigma 1.5, averaged over the pixels where the "
+    "window fits, as MATLAB and BasicSR), MSE on [0, 1] values",
     "averaging": "per image, then averaged over images",
-    "quantization": "both images rounded to 8 bits before scoring",
+    "quantization": "both images rounded to 8-bit RGB before scoring; Y then computed from them in floating point",
     "exact": f"an image identical to the sharp one (infinite PSNR) counts as {PSNR_CAP:g} dB",
-    "y": "ITU-R BT.601 luma, Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255",
+    "y": "ITU-R BT.601 luma, Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255 (scikit-image's rgb2ycbcr)",
     "gain": "deblurred minus blurry, per metric (negative MSE gain = improvement)",
     "latents": f"on the centre crop: mean |z| and the fraction of |z| < {NEAR_ZERO} per level",
 }
@@ -198,13 +199,16 @@ def evaluate(
         if max_visuals > 0:
             visuals[visual.name] = visual
             keep_extremes(visuals, max_visuals)
-    return Evaluation(records, summarize(records, time.perf_counter() - start), visuals)
+    summary = summarize(records, time.perf_counter() - start)
+    summary["split"] = getattr(dataset, "description", {}).get("split")
+    return Evaluation(records, summary, visuals)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
     """The summary as a plain-text table: blurry, deblurred and gain rows per colour space."""
     header = f"{'':<16}{'PSNR (dB)':>11}{'SSIM':>10}{'MSE':>12}"
-    lines = [f"{summary['images']} images, scores averaged per image, 8-bit rounded", header]
+    split = f", split {summary['split']}" if summary.get("split") else ""
+    lines = [f"{summary['images']} images{split}, scores averaged per image, 8-bit rounded", header]
     for space in summary["deblurred"]:
         for kind in (*KINDS, "gain"):
             scores = summary[kind][space]

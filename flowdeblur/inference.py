@@ -2,11 +2,12 @@
 
 A gray image is deblurred as the RGB image with R = G = B, so a Y model sees its true BT.601 luma and an RGB
 model its three equal channels; the result is gray again. Outputs are PNG (lossless, 8 or 16 bits, gray or
-RGB as the input was), so deblurring never adds compression artefacts.
+RGB as the input was, with its ICC profile and EXIF tags), so deblurring never adds compression artefacts.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,13 +34,29 @@ class TileOptions:
     device: torch.device = torch.device("cpu")
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can run on: the CPU, each CUDA GPU, and Apple's MPS where present."""
+    cuda = [f"cuda:{index}" for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda, *(["mps"] if torch.backends.mps.is_available() else [])]
+
+
 def resolve_device(name: str) -> torch.device:
-    """A torch device from a name; "auto" picks CUDA when there is one, else the CPU."""
+    """A torch device from a name; "auto" picks CUDA when there is one, else the CPU.
+
+    A device this machine does not have is a ValueError saying which ones it has, before any model is moved.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available here")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"{name!r} is not a device name; use auto, cpu, cuda, cuda:<index> or mps") from error
+    try:
+        usable = device.type != "meta" and torch.empty(1, device=device).device.type == device.type
+    except Exception:  # each backend fails in its own way (RuntimeError, AssertionError, NotImplementedError, ...)
+        usable = False
+    if not usable:
+        raise ValueError(f"device {name!r} is not available on this machine; it has {', '.join(available_devices())}")
     return device
 
 
@@ -100,23 +117,48 @@ class Outcome:
     pixels: int = 0
 
 
+def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
+    """Why ``output_dir`` cannot take the outputs (an input folder itself, under a file, not writable), or None.
+
+    Checked before any work, so that a run never deblurs images it then cannot write.
+    """
+    resolved = output_dir.resolve()
+    for given in inputs:
+        if given.is_dir() and given.resolve() == resolved:
+            return f"{output_dir} is the input folder itself; choose another, so outputs do not mix with the inputs"
+    existing = next(path for path in (output_dir, *output_dir.parents) if path.exists())
+    if not existing.is_dir():
+        return f"cannot write into {output_dir}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {existing} (permission denied)"
+    return None
+
+
+def _folder_images(folder: Path, output_dir: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, hidden files skipped), leaving out an output folder inside it."""
+    resolved, excluded = folder.resolve(), output_dir.resolve()
+    skip = excluded if excluded != resolved and excluded.is_relative_to(resolved) else None
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+        and not (skip and path.resolve().is_relative_to(skip))
+    )
+
+
 def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list[Outcome]]:
     """Files to deblur and where each goes, plus a failure for every input that cannot be planned.
 
     A file goes to ``output_dir/<stem>.png``; a folder contributes its images (recursively, hidden files
-    skipped) at their paths relative to it. A missing input, a folder without images, or two inputs that
-    would write the same output are failures naming the input.
+    skipped, ``output_dir`` left out when it lies inside) at their paths relative to it. A missing input, a
+    folder without images, or two inputs that would write the same output are failures naming the input.
     """
     jobs: list[Job] = []
     failures: list[Outcome] = []
     claimed: dict[Path, Path] = {}
     for given in inputs:
         if given.is_dir():
-            sources = sorted(
-                path
-                for path in given.rglob("*")
-                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-            )
+            sources = _folder_images(given, output_dir)
             if not sources:
                 readable = ", ".join(sorted(IMAGE_SUFFIXES))
                 failures.append(Outcome(given, "failed", f"{given}: folder holds no images ({readable})"))
@@ -158,7 +200,7 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
         return Outcome(job.source, "failed", str(error))  # names the file already
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(job.target, restored, bit_depth=info.bit_depth)
+        write_image(job.target, restored, bit_depth=info.bit_depth, metadata=info.metadata)
     except OSError as error:
         return Outcome(job.source, "failed", f"{job.source}: cannot write {job.target}: {error}")
     return Outcome(job.source, "written", str(job.target), pixels=info.height * info.width)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from pathlib import Path
 
 import lmdb
@@ -117,4 +119,23 @@ def make_lsun_lmdb(folder: Path, count: int = 12, size: tuple[int, int] = (40, 5
 def corrupt(path: Path) -> Path:
     """Overwrite a file with bytes no image reader accepts."""
     path.write_bytes(b"this is not an image")
+    return path
+
+
+def truncate(path: Path) -> Path:
+    """Cut a file to half its length: the header still reads, the pixels do not."""
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def claimed_size_png(path: Path, width: int, height: int) -> Path:
+    """A tiny RGB PNG whose header claims ``width`` x ``height`` but that holds one row of pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * (1 + 3 * width), 9)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
     return path

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageCms
 
 import flowdeblur.pretrained
 from flowdeblur.cli import main
 from flowdeblur.color import rgb_to_ycbcr
-from flowdeblur.data import read_image, read_image_with_info
+from flowdeblur.data import read_image, read_image_with_info, write_image
+from flowdeblur.inference import available_devices
 from tests.cli_helpers import run_command, save_tiny_model
-from tests.data_fixtures import pattern, save
+from tests.data_fixtures import claimed_size_png, pattern, save
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,35 @@ def test_rgba_keeps_its_alpha(tmp_path, model_dir):
     with Image.open(tmp_path / "out" / "logo.png") as written:
         assert written.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(written)[..., 3], alpha)
+
+
+def test_16_bit_gray_with_alpha_stays_16_bit_gray_with_its_alpha(tmp_path, model_dir):
+    gray, alpha = smooth(19, 30, 34, 1, np.uint16), pattern(20, 30, 34, 1, np.uint16)
+    image = torch.from_numpy(np.stack([gray, alpha]).astype(np.float64) / 65535).float()
+    source = write_image(tmp_path / "scan.png", image, bit_depth=16)
+    assert deblur(source, "-o", tmp_path / "out", "--model", model_dir).exit_code == 0
+    written, info = read_image_with_info(tmp_path / "out" / "scan.png", keep_alpha=True)
+    assert written.shape == (2, 30, 34) and info.bit_depth == 16 and info.channels == 1 and info.has_alpha
+    np.testing.assert_array_equal((written[1].double() * 65535).round().numpy(), alpha)
+    assert 0 < (written[0] - image[0]).abs().mean() < 0.1
+
+
+def test_the_icc_profile_and_exif_are_kept_and_the_orientation_applied(tmp_path, model_dir):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise to view
+    exif[0x010F] = "TestCam"
+    exif.get_ifd(0x8769)[0x9003] = "2026:01:02 03:04:05"
+    stored = np.repeat(np.linspace(0, 255, 48)[None, :, None], 32, axis=0).repeat(3, axis=2).round().astype(np.uint8)
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", icc_profile=icc, exif=exif, quality=98)
+    assert deblur(tmp_path / "photo.jpg", "-o", tmp_path / "out", "--model", model_dir).exit_code == 0
+    with Image.open(tmp_path / "out" / "photo.png") as written:
+        assert written.size == (32, 48) and written.info["icc_profile"] == icc
+        kept = written.getexif()
+        assert kept[0x0112] == 1 and kept[0x010F] == "TestCam" and kept.get_ifd(0x8769)[0x9003] == "2026:01:02 03:04:05"
+        pixels = np.asarray(written, dtype=float)
+    upright, upside_down = (np.abs(pixels - np.rot90(stored, turns)).mean() for turns in (-1, 1))
+    assert upright < upside_down / 4
 
 
 def test_a_y_model_keeps_the_colours_of_an_rgb_photo(tmp_path, model_dir):
@@ -111,6 +141,48 @@ def test_bad_inputs_are_named_and_the_rest_still_processed(tmp_path, model_dir):
     assert "1 image(s)" in result.stdout and "3 failed" in result.stdout
 
 
+def test_images_over_the_pixel_limit_are_refused_one_line_each_and_the_rest_deblurred(tmp_path, model_dir):
+    claimed_size_png(tmp_path / "in" / "a_bomb.png", 60000, 60000)
+    claimed_size_png(tmp_path / "in" / "b_bomb.png", 12000, 12000)
+    save(tmp_path / "in" / "c_photo.png", smooth(14, 20, 30, 3))
+    result = deblur(tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir)
+    assert result.exit_code == 1
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["c_photo.png"]
+    failures = result.stderr.splitlines()
+    assert len(failures) == 2 and "Traceback" not in result.output
+    assert "a_bomb.png: its header claims 60000x60000" in failures[0] and "--max-pixels" in failures[0]
+    assert "b_bomb.png: its header claims 12000x12000" in failures[1]
+    small = deblur(tmp_path / "in" / "c_photo.png", "-o", tmp_path / "small", "--model", model_dir, "--max-pixels", 599)
+    assert small.exit_code == 1 and "30x20 = 600 pixels, more than the limit of 599" in small.stderr
+    assert not (tmp_path / "small" / "c_photo.png").exists()
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path, model_dir):
+    save(tmp_path / "nest" / "a.png", smooth(15, 20, 20, 3))
+    out = tmp_path / "nest" / "out"
+    assert deblur(tmp_path / "nest", "-o", out, "--model", model_dir).exit_code == 0
+    first = (out / "a.png").read_bytes()
+    again = deblur(tmp_path / "nest", "-o", out, "--model", model_dir)
+    assert again.exit_code == 0 and "1 skipped" in again.stdout
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png"]
+    assert (out / "a.png").read_bytes() == first
+
+
+@pytest.mark.parametrize("case", ["input folder", "under a file"])
+def test_an_output_folder_that_cannot_take_the_outputs_is_refused_before_any_work(tmp_path, model_dir, case):
+    original = save(tmp_path / "same" / "a.png", smooth(16, 20, 20, 3)).read_bytes()
+    (tmp_path / "notes.txt").write_text("a file")
+    output, expected = {
+        "input folder": (tmp_path / "same", "same is the input folder itself"),
+        "under a file": (tmp_path / "notes.txt" / "out", "notes.txt is a file, not a folder"),
+    }[case]
+    result = deblur(tmp_path / "same", "-o", output, "--model", tmp_path / "no-model-needed")
+    assert result.exit_code == 2 and expected in result.stderr and "'-o' / '--output'" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.png"]
+    assert (tmp_path / "same" / "a.png").read_bytes() == original
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
 def test_two_inputs_writing_the_same_output_are_refused(tmp_path, model_dir):
     first = save(tmp_path / "a" / "x.png", smooth(6, 20, 20, 3))
     second = save(tmp_path / "b" / "x.jpg", smooth(7, 20, 20, 3))
@@ -126,6 +198,17 @@ def test_bad_option_values_are_usage_errors(tmp_path, model_dir, options):
     source = save(tmp_path / "a.png", smooth(8, 20, 20, 3))
     result = deblur(source, "-o", tmp_path / "out", "--model", model_dir, *options)
     assert result.exit_code == 2, result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device", ["mps", "cuda:7"])
+def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, model_dir, device):
+    if device in available_devices():
+        pytest.skip(f"this machine has {device}")
+    source = save(tmp_path / "a.png", smooth(17, 20, 20, 3))
+    result = deblur(source, "-o", tmp_path / "out", "--model", model_dir, "--device", device)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"device {device!r} is not available on this machine; it has cpu" in result.stderr
     assert not (tmp_path / "out").exists()
 
 

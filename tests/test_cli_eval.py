@@ -18,7 +18,7 @@ from flowdeblur.data import read_image
 from flowdeblur.demo import demo_training_config
 from flowdeblur.metrics import image_scores
 from tests.cli_helpers import TINY, run_command, save_tiny_model
-from tests.data_fixtures import pattern, save
+from tests.data_fixtures import make_paired, pattern, save, truncate
 
 NAMES = ("a.png", "b.png", "c.png")
 
@@ -71,7 +71,7 @@ def test_eval_prints_the_summary_table_and_writes_json_and_report(evaluated):
     result, out = evaluated
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("3 images")
+    assert lines[0].startswith("3 images, split test,")
     assert [line.split()[:2] for line in lines[2:8]] == [
         ["Y", "blurry"], ["Y", "deblurred"], ["Y", "gain"], ["RGB", "blurry"], ["RGB", "deblurred"], ["RGB", "gain"]
     ]
@@ -113,6 +113,29 @@ def test_report_is_self_contained_sorted_by_gain_and_its_images_decode(evaluated
         assert source.startswith("data:image/png;base64,")
         with Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))) as image:
             image.verify()
+
+
+def test_eval_on_a_flat_folder_scores_every_pair_and_speaks_in_flags(tmp_path, model_dir):
+    flat = make_paired(tmp_path / "flat", count=4)
+    truncate(flat / "sharp" / "img_003.jpg")
+    common = ["eval", "--model", str(model_dir), "--dataset", "paired", "--data-dir", str(flat), "--no-progress"]
+    refused = CliRunner().invoke(main, [*common, "--json", str(tmp_path / "refused.json")])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "1 unreadable images (sharp/img_003.jpg (" in refused.stderr and "pass --skip-bad to skip" in refused.stderr
+    assert "skip_bad" not in refused.stderr and not (tmp_path / "refused.json").exists()
+    skipped = CliRunner().invoke(main, [*common, "--skip-bad", "--json", str(tmp_path / "scores.json")])
+    assert skipped.exit_code == 0, skipped.output
+    assert skipped.stderr.startswith("warning: ") and "skipped 1 unreadable images" in skipped.stderr
+    assert skipped.stdout.startswith("3 images, split all, scores averaged per image")
+    document = json.loads((tmp_path / "scores.json").read_text())
+    assert document["dataset"]["split"] == "all" and document["summary"]["split"] == "all"
+    assert document["dataset"]["skipped"] == {"unreadable images": 1}
+    too_large = CliRunner().invoke(main, [*common, "--skip-bad", "--crop-size", "64"])
+    assert too_large.exit_code == 1 and "smaller than --crop-size 64" in too_large.stderr
+    no_root = CliRunner().invoke(main, ["eval", "--model", str(model_dir), "--dataset", "gopro"])
+    assert no_root.exit_code == 1 and "gopro needs --data-dir <its folder>" in no_root.stderr
+    no_files = CliRunner().invoke(main, ["eval", "--model", str(model_dir), "--skip-bad"])
+    assert no_files.exit_code == 2 and "--skip-bad applies to --dataset paired, gopro, lai, celeba" in no_files.stderr
 
 
 def test_eval_on_a_missing_dataset_is_one_clear_error(tmp_path, model_dir):

@@ -1,16 +1,19 @@
 """flowdeblur.data.io: every bit depth and mode reads exactly into [0, 1]; writes are exact and atomic."""
 
 
+import warnings
+
 import numpy as np
 import png
 import pytest
 import tifffile
 import torch
-from PIL import Image
+from PIL import Image, ImageCms, ImageOps
 
 from flowdeblur.data import DatasetError, decode_image, probe_image, read_image, read_image_with_info, write_image
 from flowdeblur.data import io as image_io
-from tests.data_fixtures import corrupt, pattern, save
+from flowdeblur.data.metadata import ImageMetadata
+from tests.data_fixtures import claimed_size_png, corrupt, pattern, save
 
 
 def as_array(image: torch.Tensor, scale: int) -> np.ndarray:
@@ -126,7 +129,7 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
     target = write_image(tmp_path / "keep.png", torch.zeros(1, 4, 4))
     before = target.read_bytes()
 
-    def half_written(path, array, image_format):
+    def half_written(path, array, image_format, metadata):
         path.write_bytes(b"partial")
         raise OSError("disk full")
 
@@ -138,7 +141,8 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize(
-    ("suffix", "bits", "channels"), [(".png", 8, 2), (".png", 8, 4), (".png", 16, 4), (".tif", 16, 4)]
+    ("suffix", "bits", "channels"),
+    [(".png", 8, 2), (".png", 8, 4), (".png", 16, 2), (".png", 16, 4), (".tif", 16, 4)],
 )
 def test_alpha_round_trips_when_asked_for(tmp_path, suffix, bits, channels):
     scale = 255 if bits == 8 else 65535
@@ -154,3 +158,58 @@ def test_alpha_round_trips_when_asked_for(tmp_path, suffix, bits, channels):
 def test_alpha_is_refused_for_formats_without_it(tmp_path):
     with pytest.raises(ValueError, match="JPEG cannot hold an alpha channel"):
         write_image(tmp_path / "x.jpg", torch.rand(4, 4, 4))
+    with pytest.raises(ValueError, match="16-bit gray\\+alpha TIFF could not be read back"):
+        write_image(tmp_path / "x.tif", torch.rand(2, 4, 4), bit_depth=16)
+
+
+def test_an_image_claiming_too_many_pixels_is_refused_from_its_header(tmp_path, monkeypatch):
+    bomb = claimed_size_png(tmp_path / "bomb.png", 60000, 60000)
+    assert bomb.stat().st_size < 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither Pillow's DecompressionBombWarning nor its error
+        for read in (probe_image, read_image, lambda path: decode_image(path.read_bytes(), str(path))):
+            with pytest.raises(DatasetError, match=r"bomb\.png: its header claims 60000x60000 = 3,600,000,000 pixels"):
+                read(bomb)
+    photo = save(tmp_path / "photo.png", pattern(0, 20, 30))
+    monkeypatch.setenv(image_io.MAX_PIXELS_VARIABLE, "599")
+    with pytest.raises(DatasetError, match="30x20 = 600 pixels, more than the limit of 599"):
+        read_image(photo)
+    with image_io.pixel_limit(600):
+        assert read_image(photo).shape == (3, 20, 30)
+    monkeypatch.setenv(image_io.MAX_PIXELS_VARIABLE, "lots")
+    with pytest.raises(DatasetError, match="FLOWDEBLUR_MAX_PIXELS='lots' is not a positive whole number"):
+        read_image(photo)
+
+
+def exif_with(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    return exif
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_on_reading_and_reset_in_what_is_kept(tmp_path, orientation):
+    array = pattern(orientation, 5, 7)
+    Image.fromarray(array).save(tmp_path / "x.png", exif=exif_with(orientation))
+    image, info = read_image_with_info(tmp_path / "x.png")
+    with Image.open(tmp_path / "x.png") as opened:
+        expected = np.asarray(ImageOps.exif_transpose(opened))
+    np.testing.assert_array_equal(as_array(image, 255), expected)
+    assert (info.height, info.width) == expected.shape[:2]
+    kept = Image.Exif()
+    kept.load(info.metadata.exif)
+    assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
+
+
+@pytest.mark.parametrize(("suffix", "bit_depth"), [(".png", 8), (".png", 16), (".tif", 16), (".jpg", 8)])
+def test_icc_profile_and_exif_are_written_and_read_back(tmp_path, suffix, bit_depth):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    metadata = ImageMetadata(icc, exif_with(1).tobytes())
+    path = write_image(tmp_path / f"x{suffix}", torch.rand(3, 6, 8), bit_depth=bit_depth, metadata=metadata)
+    image, info = read_image_with_info(path)
+    assert image.shape == (3, 6, 8) and info.bit_depth == bit_depth and info.metadata.icc_profile == icc
+    if suffix != ".tif":  # 16-bit colour TIFF keeps the ICC profile only
+        kept = Image.Exif()
+        kept.load(info.metadata.exif)
+        assert kept[0x010F] == "TestCam"

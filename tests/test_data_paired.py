@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from flowdeblur.data import DatasetError, build_dataset
-from tests.data_fixtures import corrupt, make_paired, pattern, save
+from tests.data_fixtures import corrupt, make_paired, pattern, save, truncate
 
 
 def names_of(dataset) -> set[str]:
@@ -67,7 +67,7 @@ def test_unreadable_mismatched_and_foreign_files_are_named(tmp_path):
     with pytest.raises(DatasetError) as error:
         build_dataset("paired", root)
     message = str(error.value)
-    assert "1 unreadable images (blur/img_000.png)" in message
+    assert "1 unreadable images (blur/img_000.png (cannot be read as an image" in message
     assert "1 pairs whose sizes differ (blur/img_003.jpg (24x20 vs 10x10))" in message
     assert "1 files that are not images (blur/notes.txt)" in message
 
@@ -82,6 +82,28 @@ def test_skip_bad_skips_counts_and_warns(tmp_path):
     skipped = datasets[0].description["skipped"]
     assert skipped == {"sharp images without a blurry image": 1, "unreadable images": 1}
     json.dumps(datasets[0].description)
+
+
+def test_a_truncated_file_is_found_by_the_scan_not_halfway_through_training(tmp_path):
+    root = make_paired(tmp_path, count=10)
+    truncate(save(root / "sharp" / "img_005.png", pattern(5, 20, 24)))  # the header still reads fine
+    with pytest.raises(DatasetError, match=r"1 unreadable images \(sharp/img_005\.png \(cannot be decoded"):
+        build_dataset("paired", root, split="all")
+    with pytest.warns(UserWarning, match="skipped 1 unreadable images"):
+        dataset = build_dataset("paired", root, split="all", skip_bad=True, crop_size=None)
+    assert len(dataset) == 9 and dataset.description["skipped"] == {"unreadable images": 1}
+    assert all(dataset[index]["sharp"].shape[-2:] == (20, 24) for index in range(len(dataset)))
+
+
+def test_the_all_split_takes_every_pair_of_a_flat_or_split_folder(tmp_path):
+    flat = make_paired(tmp_path / "flat", count=7)
+    everything = build_dataset("paired", flat, split="all", crop_size=None)
+    assert sorted(everything.names) == sorted(p.name for p in (flat / "blur").iterdir())
+    assert everything.description["split_sizes"] == {"all": 7} and not everything.description["augment"]
+    make_paired(tmp_path / "split" / "train", count=5)
+    make_paired(tmp_path / "split" / "test", count=2)
+    names = build_dataset("paired", tmp_path / "split", split="all", crop_size=None).names
+    assert len(names) == 7 and sum(name.startswith("test/") for name in names) == 2
 
 
 def test_shipped_split_folders_are_used_and_val_is_carved_from_train(tmp_path):

@@ -2,8 +2,10 @@
 
 import ast
 import runpy
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from flowdeblur import UMLINConfig
 from flowdeblur.data import BlurMixture, BlurSpec
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
-from flowdeblur.train.checkpoints import resolve_resume
+from flowdeblur.train.checkpoints import list_checkpoints, resolve_resume
 from flowdeblur.train.cli import build_parser, config_from_args, run_recipe
+from tests.test_train_launch import TINY_FLAGS
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 COMMON_FLAGS = (
@@ -161,13 +164,36 @@ def test_report_to_tensorboard_without_tensorboard_says_what_to_install(tmp_path
 
 
 def test_resume_lookup(tmp_path):
-    assert resolve_resume(tmp_path, None) is None
-    assert resolve_resume(tmp_path, "latest") is None
+    assert resolve_resume(tmp_path, None) == []
+    assert resolve_resume(tmp_path, "latest") == []
     for step in (5, 10):
         (tmp_path / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
     (tmp_path / "checkpoints" / ".checkpoint-15.tmp").mkdir()  # a save that never finished
-    assert resolve_resume(tmp_path, "latest") == tmp_path / "checkpoints" / "checkpoint-10"
+    assert resolve_resume(tmp_path, "latest") == [tmp_path / "checkpoints" / f"checkpoint-{step}" for step in (10, 5)]
     with pytest.raises(TrainConfigError, match="--resume-from-checkpoint latest"):
         resolve_resume(tmp_path, None)  # a fresh run would mix with the earlier one
     with pytest.raises(TrainConfigError, match="no such folder"):
         resolve_resume(tmp_path, str(tmp_path / "checkpoints" / "checkpoint-7"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_every_checkpoint_whole_and_prints_the_command_that_resumes(tmp_path):
+    output = tmp_path / "run"
+    flags = [*TINY_FLAGS, "--stage1-steps", "100000", "--checkpointing-steps", "5", "--validation-steps", "0",
+             "--validation-images", "2", "--output-dir", str(output), "--resume-from-checkpoint", "latest"]
+    process = subprocess.Popen(  # a background job ignores SIGINT; a terminal's Ctrl-C does not
+        recipe_command("builtin", *flags), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 240
+    while len(list_checkpoints(output)) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    saved = list_checkpoints(output)
+    assert f"interrupted; nothing is half-written (the newest checkpoint is {saved[-1]}). To continue:" in stderr
+    resume = stderr.split("To continue:\n  ", 1)[1].splitlines()[0]
+    assert resume.endswith(f"--output-dir {output} --resume-from-checkpoint latest")
+    assert resume.count("--resume-from-checkpoint") == 1 and "train_builtin.py --levels 2" in resume
+    assert sorted(path.name for path in (output / "checkpoints").iterdir()) == sorted(path.name for path in saved)

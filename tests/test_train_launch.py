@@ -37,9 +37,9 @@ def accelerate_launch(script: Path, *args: str) -> subprocess.CompletedProcess:
 
 def launch_lsun_recipe(output_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return accelerate_launch(
-        REPO / "recipes" / "train_lsun.py", "--dataset", "builtin", *TINY_FLAGS, "--stage1-steps", "2",
-        "--stage2-steps", "2", "--stage3-steps", "2", "--validation-images", "3", "--checkpointing-steps", "3",
-        "--output-dir", str(output_dir), *args,
+        REPO / "recipes" / "train_lsun.py", "--dataset", "builtin", *TINY_FLAGS, "--schedule", "paper",
+        "--stage1-steps", "2", "--stage2-steps", "2", "--stage3-steps", "2", "--validation-images", "3",
+        "--checkpointing-steps", "3", "--output-dir", str(output_dir), *args,
     )
 
 
@@ -53,8 +53,8 @@ def two_process_run(tmp_path_factory):
 def test_two_processes_train_all_three_stages_and_end_with_the_same_weights(two_process_run):
     output_dir, log = two_process_run
     assert "training on 2 process(es)" in log
-    assert "stage 1/3 (mlr) done: 2 steps" in log and "bits/dim" in log
-    assert "stage 2/3 (transfer) done: 2 steps" in log and "stage 3/3 (ssim) done: 2 steps" in log
+    assert "stage 1/4 (mlr) done: 2 steps" in log and "bits/dim" in log
+    assert "stage 2/4 (transfer) done: 2 steps" in log and "stage 3/4 (ssim) done: 2 steps" in log
     assert log.count("images/s") == 3 and "on 3 images" in log  # gathered once each, without padding
     model = WaveletUNetFlow.from_pretrained(output_dir / "model")
     metadata = model.metadata
@@ -72,7 +72,7 @@ def test_two_processes_resume_mid_stage_to_the_same_weights(two_process_run, tmp
     uninterrupted = WaveletUNetFlow.from_pretrained(output_dir / "model").state_dict()
     checkpoint = output_dir / "checkpoints" / "checkpoint-3"  # stage 2, step 1 of 2
     log = launch_lsun_recipe(tmp_path, "--resume-from-checkpoint", str(checkpoint)).stderr
-    assert "resumed from" in log and "stage 2/3 (transfer), step 1 of 2 (global step 3)" in log
+    assert "resumed from" in log and "stage 2/4 (transfer), step 1 of 2 (global step 3)" in log
     resumed = WaveletUNetFlow.from_pretrained(tmp_path / "model")
     assert resumed.metadata["weight_digests"] == [weight_digest(resumed)] * 2
     for name, tensor in resumed.state_dict().items():

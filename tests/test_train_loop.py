@@ -150,6 +150,46 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
     assert moved, "training after the interruption should change the weights, or the comparison proves nothing"
 
 
+def test_resuming_latest_skips_a_damaged_checkpoint_for_the_newest_that_loads(tmp_path, caplog):
+    stages = dict(stage_steps=(2, 1, 1, 0))
+    reference = final_weights(train(tiny_config(tmp_path, "uninterrupted", **stages)))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    config = tiny_config(tmp_path, "damaged", checkpointing_steps=1, **stages)
+    train(config)
+    newest, older = list_checkpoints(config.output_dir)[:-3:-1]
+    weights = newest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a copy cut short
+    (older / "optimizer.bin").write_bytes(b"")
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    with caplog.at_level(logging.INFO, logger="flowdeblur"):
+        resumed = final_weights(train(tiny_config(tmp_path, "damaged", resume_from_checkpoint="latest", **stages)))
+    messages = [record.getMessage() for record in caplog.records]
+    skipped = [message.split("skipped checkpoint ")[1] for message in messages if "skipped checkpoint" in message]
+    assert [message.split(":")[0] for message in skipped] == [str(newest), str(older)]
+    assert "(SafetensorError: Error while deserializing header: incomplete metadata" in skipped[0]
+    assert "(EOFError" in skipped[1]
+    assert any(f"resumed from {older.parent / 'checkpoint-2'} at" in message for message in messages)
+    for name, tensor in reference.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=0, atol=1e-6, msg=name)
+
+
+def test_an_interrupted_save_leaves_no_half_written_checkpoint(tmp_path, monkeypatch):
+    save_state = Accelerator.save_state
+
+    def interrupted_save(self, output_dir, **kwargs):
+        save_state(self, output_dir, **kwargs)
+        if output_dir.endswith(".checkpoint-2.tmp"):
+            raise KeyboardInterrupt  # after the files, before the rename
+
+    monkeypatch.setattr(Accelerator, "save_state", interrupted_save)
+    config = tiny_config(tmp_path, checkpointing_steps=1, stage_steps=(3, 1, 1, 0))
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    assert [path.name for path in (config.output_dir / "checkpoints").iterdir()] == ["checkpoint-1"]
+
+
 def test_bf16_training_keeps_losses_finite_and_the_model_exactly_invertible(tmp_path):
     seen = set()
     hook = torch.nn.modules.module.register_module_forward_hook(

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from . import seeding
-from .errors import DatasetError
+from .errors import DatasetError, option
 from .transforms import crop, crop_origin, random_flips, to_color
 
 
@@ -98,8 +98,8 @@ class DeblurDataset(Dataset):
             height, width = blurry.shape[-2:]
             if height < self.crop_size or width < self.crop_size:
                 raise DatasetError(
-                    f"image {name!r} is {width}x{height}, smaller than crop_size {self.crop_size}",
-                    expected="images at least crop_size on each side (or a smaller crop_size, or None)",
+                    f"image {name!r} is {width}x{height}, smaller than {option('crop_size', str(self.crop_size))}",
+                    expected=f"images at least {self.crop_size} on each side (or a smaller {option('crop_size')})",
                 )
             top, left = crop_origin(height, width, self.crop_size, rng)
             images = [crop(image, top, left, self.crop_size) for image in images]

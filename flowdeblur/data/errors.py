@@ -1,17 +1,41 @@
 """The one error type of ``flowdeblur.data``, and the helpers that word it the same way everywhere.
 
 Every message says where (the path), what was found, what was expected, and where the layout is documented,
-so a user with a half-downloaded or mis-unpacked dataset knows what to fix without reading our code.
+so a user with a half-downloaded or mis-unpacked dataset knows what to fix without reading our code. Options are
+named as the user sets them: Python parameters (``skip_bad=True``), or a command's flags (``--skip-bad``) inside
+:func:`spelled_as`.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 DOCS = "docs/datasets.md"
 PREVIEW = 5
+_FLAGS: ContextVar[Mapping[str, str] | None] = ContextVar("flowdeblur_data_flags", default=None)
+
+
+@contextmanager
+def spelled_as(flags: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, messages name a parameter by its command-line flag, e.g. ``{"skip_bad": "--skip-bad"}``."""
+    token = _FLAGS.set(flags)
+    try:
+        yield
+    finally:
+        _FLAGS.reset(token)
+
+
+def option(name: str, value: str | None = None) -> str:
+    """How the user sets parameter ``name`` (to ``value``): ``--flag value`` (``--flag`` for True) inside
+    :func:`spelled_as`, else ``name=value``; without a value, just the flag or the name."""
+    flag = (_FLAGS.get() or {}).get(name)
+    if flag is not None:
+        return flag if value in (None, "True") else f"{flag} {value}"
+    return name if value is None else f"{name}={value}"
 
 
 class DatasetError(ValueError):
@@ -26,6 +50,7 @@ class DatasetError(ValueError):
         section: str | None = None,
     ) -> None:
         self.path = None if path is None else Path(path)
+        self.problem = problem
         parts = [problem if path is None else f"{path}: {problem}"]
         if expected:
             parts.append(f"expected {expected}")
@@ -71,7 +96,10 @@ def report_bad(
     summary = "; ".join(f"{len(names)} {kind} ({preview(names)})" for kind, names in found.items())
     if not skip_bad:
         raise DatasetError(
-            f"{summary} (pass skip_bad=True to skip and count them)", path=path, expected=expected, section=section
+            f"{summary} (pass {option('skip_bad', 'True')} to skip and count them)",
+            path=path,
+            expected=expected,
+            section=section,
         )
     warnings.warn(f"{path}: skipped {summary}", stacklevel=3)
     return {kind: len(names) for kind, names in found.items()}

@@ -10,8 +10,8 @@ from typing import Any
 from . import builtin, celeba, gopro, lai, lsun, paired
 from .blur import Blur, BlurMixture, BlurSpec
 from .dataset import DeblurDataset, Loaded
-from .errors import DatasetError
-from .splits import SPLITS
+from .errors import DatasetError, option
+from .splits import ALL, SPLITS
 from .transforms import COLORS, check_size
 
 DATASET_NAMES = ("builtin", "paired", "gopro", "lai", "celeba", "lsun")
@@ -26,9 +26,16 @@ LOADERS: dict[str, Callable[..., Loaded]] = {
 LAYOUTS = {module.__name__.rsplit(".", 1)[-1]: module.EXPECTED for module in (celeba, gopro, lai, lsun, paired)}
 SYNTHETIC = frozenset({"builtin", "celeba", "lsun"})
 SECTIONS = {"builtin": "built-in", "paired": "paired-folders", "lai": "lai-et-al-2016"}
+UNSPLIT = frozenset({"paired"})  # the datasets that offer split="all"
 
 
-def _options(name: str) -> list[str]:
+def default_eval_split(name: str, root: str | Path | None) -> str:
+    """The split to score when none is asked for: every pair of a flat paired folder (it has no split), else test."""
+    flat = name == "paired" and root is not None and Path(root).is_dir() and not paired.shipped_splits(Path(root))
+    return ALL if flat else "test"
+
+
+def dataset_options(name: str) -> list[str]:
     """The dataset-specific options a loader takes (its keyword-only parameters), plus ``augment``."""
     parameters = inspect.signature(LOADERS[name]).parameters.values()
     return sorted([p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "blur"] + ["augment"])
@@ -40,10 +47,15 @@ def _check(name: str, root: str | Path | None, split: str, color: str, seed: int
     if name not in LOADERS:
         raise DatasetError(f"unknown dataset {name!r}", expected=f"one of {DATASET_NAMES}")
     if (root is None) != (name == "builtin"):
-        problem = "the built-in dataset takes no root" if name == "builtin" else f"{name} needs root=<its folder>"
+        problem = (
+            f"the built-in dataset takes no {option('root')}"
+            if name == "builtin"
+            else f"{name} needs {option('root', '<its folder>')}"
+        )
         raise DatasetError(problem, expected=LAYOUTS.get(name), section=section)
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r}", expected=f"one of {SPLITS}")
+    splits = SPLITS + ((ALL,) if name in UNSPLIT else ())
+    if split not in splits:
+        raise DatasetError(f"{name} has no split {split!r}", expected=f"one of {splits}")
     if color not in COLORS:
         raise DatasetError(f"unknown color {color!r}", expected=f"one of {COLORS}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
@@ -78,7 +90,7 @@ def build_dataset(
     """
     _check(name, root, split, color, seed, blur)
     check_size("crop_size", crop_size, section=SECTIONS.get(name, name))
-    accepted = _options(name)
+    accepted = dataset_options(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise DatasetError(f"{name} takes no option {', '.join(unknown)}", expected=f"options among {accepted}")

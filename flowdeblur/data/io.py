@@ -1,24 +1,30 @@
 """Reading and writing images: the one place that turns files into float tensors in [0, 1] and back.
 
 Pillow decodes everything but 16-bit colour, which it cannot hold: 16-bit colour PNGs are read and written
-with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is dropped, palettes and
-CMYK become RGB, EXIF orientation is applied. Writes go to a temporary name and are renamed into place.
+with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is kept on request,
+palettes and CMYK become RGB, EXIF orientation is applied, and the ICC profile and EXIF tags are kept for writing
+(:mod:`.metadata`). A file whose header claims more pixels than :func:`max_pixels` is refused before anything is
+decoded. Writes go to a temporary name and are renamed into place.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import png
 import tifffile
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import DatasetError
+from .metadata import ImageMetadata, add_png_chunks, pillow_options, read_metadata, upright
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
 READABLE = "a PNG, JPEG, TIFF, BMP or WebP image (8 or 16 bits; gray, RGB or RGBA)"
@@ -29,10 +35,16 @@ _COLOUR_8 = frozenset({"P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"
 _ALPHA = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
+MAX_PIXELS_VARIABLE = "FLOWDEBLUR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000  # eight 12-megapixel photos; a 100 MP RGB image is 1.2 GB as float32
+_limit: int | None = None
+_pillow_limit = threading.Lock()
+
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a file holds: size, channels after dropping alpha (1 or 3), bits per sample, Pillow mode, alpha."""
+    """What a file holds: size, channels after dropping alpha (1 or 3), bits per sample, Pillow mode, alpha, and
+    (once decoded: size upright, as EXIF orientation says) its ICC profile and EXIF tags."""
 
     width: int
     height: int
@@ -40,14 +52,60 @@ class ImageInfo:
     bit_depth: int
     mode: str
     has_alpha: bool
+    metadata: ImageMetadata = field(default_factory=ImageMetadata)
+
+
+def max_pixels() -> int:
+    """The most pixels (width x height) an image may claim: set by :func:`pixel_limit`, else $FLOWDEBLUR_MAX_PIXELS,
+    else 100 million."""
+    if _limit is not None:
+        return _limit
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise DatasetError(f"{MAX_PIXELS_VARIABLE}={value!r} is not a positive whole number of pixels")
+    return int(value)
+
+
+@contextmanager
+def pixel_limit(limit: int) -> Iterator[None]:
+    """Within the block, refuse images that claim more than ``limit`` pixels (the ``--max-pixels`` option)."""
+    global _limit
+    if limit < 1:
+        raise ValueError(f"the pixel limit must be positive, got {limit}")
+    saved, _limit = _limit, limit
+    try:
+        yield
+    finally:
+        _limit = saved
+
+
+def _open_header(source: Path | bytes) -> Image.Image:
+    """Pillow's ``Image.open`` (the header only) without its own decompression-bomb limit, which we replace."""
+    with _pillow_limit:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _open(source: Path | bytes, name: str) -> Image.Image:
-    """Open a file or encoded bytes with Pillow, turning its failures into a DatasetError naming ``name``."""
+    """Open a file or encoded bytes with Pillow and check its claimed size; failures are a DatasetError naming it."""
     try:
-        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image = _open_header(source)
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"cannot be read as an image ({exc})", path=name, expected=READABLE) from exc
+    limit = max_pixels()
+    if image.width * image.height > limit:
+        image.close()
+        raise DatasetError(
+            f"its header claims {image.width}x{image.height} = {image.width * image.height:,} pixels, more than the "
+            f"limit of {limit:,} (raise it with --max-pixels or {MAX_PIXELS_VARIABLE} if the image is genuine)",
+            path=name,
+        )
+    return image
 
 
 def _rawmode(image: Image.Image) -> str:
@@ -63,7 +121,7 @@ def _info(image: Image.Image) -> ImageInfo:
     mode, rawmode = image.mode, _rawmode(image)
     wide = mode in _GRAY_16 or (mode == "I" and image.format == "PNG") or ";16" in rawmode
     has_alpha = mode in _ALPHA or (mode == "P" and "transparency" in image.info) or rawmode.startswith("LA")
-    gray = mode in _GRAY_8 or mode in _GRAY_16 or mode == "I"
+    gray = mode in _GRAY_8 or mode in _GRAY_16 or mode == "I" or rawmode.startswith("LA")
     return ImageInfo(image.width, image.height, 1 if gray else 3, 16 if wide else 8, mode, has_alpha)
 
 
@@ -74,12 +132,13 @@ def _supported(image: Image.Image, name: str) -> None:
     raise DatasetError(f"unsupported pixel mode {image.mode!r} ({image.format})", path=name, expected=READABLE)
 
 
-def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarray:
-    """All 16 bits of a 16-bit colour PNG or TIFF, as (H, W, C) uint16 with alpha still attached."""
+def _wide(source: Path | bytes, image: Image.Image, name: str) -> np.ndarray:
+    """All 16 bits of a 16-bit colour or gray+alpha PNG or TIFF (Pillow holds 8 of them), as (H, W, C) uint16 with
+    alpha still attached."""
     if image.format == "TIFF":
         return tifffile.imread(io.BytesIO(source) if isinstance(source, bytes) else source)
     if image.format != "PNG":
-        raise DatasetError(f"16-bit colour {image.format} is not supported", path=name, expected=READABLE)
+        raise DatasetError(f"16-bit {image.mode} {image.format} is not supported", path=name, expected=READABLE)
     try:
         reader = png.Reader(bytes=source) if isinstance(source, bytes) else png.Reader(filename=str(source))
         width, height, rows, meta = reader.asDirect()
@@ -91,9 +150,8 @@ def _colour_16(source: Path | bytes, image: Image.Image, name: str) -> np.ndarra
 def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str, keep_alpha: bool) -> np.ndarray:
     """Decoded samples: (H, W) or (H, W, 3), plus an alpha plane if asked for and present; uint8 or uint16."""
     alpha = keep_alpha and info.has_alpha
-    if info.bit_depth == 16 and info.channels == 3:
-        return _colour_16(source, image, name)[..., : 4 if alpha else 3]
-    image = ImageOps.exif_transpose(image)
+    if info.bit_depth == 16 and (info.channels == 3 or info.has_alpha):
+        return _wide(source, image, name)[..., : info.channels + alpha]
     if info.bit_depth == 16:
         return np.asarray(image).astype(np.uint16)
     return np.asarray(image.convert(("L" if info.channels == 1 else "RGB") + ("A" if alpha else "")))
@@ -108,25 +166,40 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
 
 
-def _decode(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
-    """Decode a file or bytes into a (C, H, W) tensor in [0, 1] and its ImageInfo."""
+def _decode_array(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[np.ndarray, ImageInfo]:
+    """Decode every sample of a file or bytes (uint8 or uint16 array, upright) and its ImageInfo with the metadata;
+    failures name ``name``."""
     with _open(source, name) as image:
         _supported(image, name)
         info = _info(image)
         try:
             array = _pixels(source, image, info, name, keep_alpha)
+            orientation, metadata = read_metadata(image)
+            array = upright(array, orientation)
+            return array, replace(info, width=array.shape[1], height=array.shape[0], metadata=metadata)
         except DatasetError:
             raise
         except (OSError, SyntaxError, ValueError) as exc:
             raise DatasetError(f"cannot be decoded ({exc})", path=name, expected=READABLE) from exc
+
+
+def _decode(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
+    """Decode a file or bytes into a (C, H, W) tensor in [0, 1] and its ImageInfo."""
+    array, info = _decode_array(source, name, keep_alpha)
     return array_to_tensor(array), info
 
 
 def probe_image(path: str | Path) -> ImageInfo:
-    """Size, channels and bit depth of an image file from its header alone: cheap enough to check a whole dataset."""
+    """Size, channels and bit depth of an image file from its header alone: cheap, but blind to a truncated file."""
     with _open(Path(path), str(path)) as image:
         _supported(image, str(path))
         return _info(image)
+
+
+def check_image(path: str | Path) -> ImageInfo:
+    """Decode every pixel of an image file without keeping them, so a truncated or corrupt file is found now
+    (a DatasetError), not halfway through training; returns what the file holds."""
+    return _decode_array(Path(path), str(path))[1]
 
 
 def read_image_with_info(path: str | Path, keep_alpha: bool = False) -> tuple[torch.Tensor, ImageInfo]:
@@ -147,27 +220,37 @@ def decode_image(data: bytes, name: str) -> torch.Tensor:
     return _decode(data, name)[0]
 
 
-def _encode(target: Path, array: np.ndarray, image_format: str) -> None:
-    """Write an (H, W) or (H, W, 2..4) uint8/uint16 array (gray, gray+alpha, RGB, RGBA) in ``image_format``."""
+def _encode(target: Path, array: np.ndarray, image_format: str, metadata: ImageMetadata) -> None:
+    """Write an (H, W) or (H, W, 2..4) uint8/uint16 array (gray, gray+alpha, RGB, RGBA) in ``image_format``, with
+    the ICC profile and EXIF of ``metadata`` (16-bit colour TIFF: the ICC profile only)."""
     if array.dtype == np.uint16 and array.ndim == 3:
         height, width, planes = array.shape
         if image_format == "TIFF":
             photometric = "minisblack" if planes == 2 else "rgb"
-            tifffile.imwrite(target, array, photometric=photometric, extrasamples=("unassalpha",) * (planes % 2 == 0))
+            tifffile.imwrite(target, array, photometric=photometric, extrasamples=("unassalpha",) * (planes % 2 == 0),
+                             iccprofile=metadata.icc_profile)
         else:
             writer = png.Writer(width, height, bitdepth=16, greyscale=planes < 3, alpha=planes % 2 == 0)
-            with target.open("wb") as file:
-                writer.write(file, array.reshape(height, -1))
+            encoded = io.BytesIO()
+            writer.write(encoded, array.reshape(height, -1))
+            target.write_bytes(add_png_chunks(encoded.getvalue(), metadata))
         return
     options = {"quality": 95} if image_format == "JPEG" else {}
-    Image.fromarray(array).save(target, format=image_format, **options)
+    Image.fromarray(array).save(target, format=image_format, **options, **pillow_options(metadata))
 
 
-def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode: str | None = None) -> Path:
+def write_image(
+    path: str | Path,
+    image: torch.Tensor,
+    bit_depth: int = 8,
+    mode: str | None = None,
+    metadata: ImageMetadata | None = None,
+) -> Path:
     """Save a (C, H, W) tensor in [0, 1] as PNG/JPEG/TIFF/BMP, atomically (temporary name, then rename).
 
     ``bit_depth`` is 8 or 16 (16 for PNG and TIFF only); ``mode`` is "L", "LA", "RGB" or "RGBA" (default: from
-    the channel count, 1 to 4; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded.
+    the channel count, 1 to 4; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded. ``metadata``
+    (an ICC profile and EXIF tags, e.g. a read image's ``ImageInfo.metadata``) is written where the format holds it.
     """
     path = Path(path)
     image_format = _FORMATS.get(path.suffix.lower())
@@ -183,6 +266,8 @@ def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode:
         raise ValueError(f"mode {mode!r} does not fit a {image.shape[0]}-channel image")
     if "A" in mode and image_format not in ("PNG", "TIFF"):
         raise ValueError(f"{path}: {image_format} cannot hold an alpha channel; use .png or .tif")
+    if (mode, bit_depth, image_format) == ("LA", 16, "TIFF"):
+        raise ValueError(f"{path}: a 16-bit gray+alpha TIFF could not be read back (Pillow cannot open it); use .png")
     if mode == "RGB":
         image = image.expand(3, -1, -1)
     scale = 255 if bit_depth == 8 else 65535
@@ -190,7 +275,7 @@ def write_image(path: str | Path, image: torch.Tensor, bit_depth: int = 8, mode:
     array = np.ascontiguousarray(levels.permute(1, 2, 0).numpy(), dtype=np.uint8 if bit_depth == 8 else np.uint16)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        _encode(temporary, array[..., 0] if mode == "L" else array, image_format)
+        _encode(temporary, array[..., 0] if mode == "L" else array, image_format, metadata or ImageMetadata())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -1,25 +1,28 @@
 """Blurry/sharp pairs from folders: the scanner GoPro and Lai share, and the user's own ``blur/`` + ``sharp/`` layout.
 
-Scanning checks every file's header (readable, same size as its partner) before training starts, and reports
+Scanning decodes every file (readable to the end, same size as its partner) before training starts, and reports
 all problems at once: one DatasetError naming the files, or with ``skip_bad`` a warning and a count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .dataset import Loaded
 from .errors import DatasetError, listing, report_bad, require_dir
-from .io import IMAGE_SUFFIXES, probe_image
+from .io import IMAGE_SUFFIXES, check_image
 from .sources import FilePairs, Pair
-from .splits import RATIO, SPLITS, assign_splits, pick, shipped_assignment, split_sizes
+from .splits import ALL, RATIO, SPLITS, assign_splits, pick, shipped_assignment, split_sizes
 
 SECTION = "paired-folders"
 EXPECTED = (
     "blur/ and sharp/ folders holding images of the same names (png, jpg, tiff), "
     "directly under root or under root/train, root/val, root/test"
 )
+BLUR = {"kind": "real", "source": "blur/ folder"}
 
 KeyMap = Callable[[str], str]
 PROBLEMS = (
@@ -61,21 +64,21 @@ class PairScan:
                 images[key] = path
         return images
 
-    def _size(self, path: Path) -> tuple[int, int] | None:
-        """(width, height) from the header, cached; None (and a problem) when the file cannot be read."""
-        if path not in self._sizes:
-            try:
-                info = probe_image(path)
-                self._sizes[path] = (info.width, info.height)
-            except DatasetError:
-                self._sizes[path] = None
-                self.problems["unreadable images"].append(self._relative(path))
-        return self._sizes[path]
+    def _check(self, paths: Iterable[Path]) -> None:
+        """Decode each file not checked yet (in threads: decoding releases the GIL) and keep its (width, height),
+        or None and a problem naming it and why it cannot be read."""
+        todo = [path for path in dict.fromkeys(paths) if path not in self._sizes]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            outcomes = list(pool.map(_decoded_size, todo))
+        for path, outcome in zip(todo, outcomes, strict=True):
+            self._sizes[path] = outcome if isinstance(outcome, tuple) else None
+            if isinstance(outcome, str):
+                self.problems["unreadable images"].append(f"{self._relative(path)} ({outcome})")
 
     def add_pairs(
         self, blur_dir: Path, sharp_dir: Path, *, sharp_key: KeyMap = str, group_of: KeyMap = str, prefix: str = ""
     ) -> None:
-        """Match the blurry files to sharp ones (``sharp_key`` maps a blurry key to its sharp key), check headers.
+        """Match the blurry files to sharp ones (``sharp_key`` maps a blurry key to its sharp key), decode both.
 
         Pairs are named ``prefix`` + path under ``blur_dir`` and grouped by ``group_of`` of the sharp key.
         """
@@ -87,9 +90,10 @@ class PairScan:
         self.problems["sharp images without a blurry image"] += [
             self._relative(path) for key, path in sharp.items() if key not in used
         ]
-        for key, path in blurry.items():
-            target = sharp_key(key)
-            if target not in used or None in (sizes := (self._size(path), self._size(sharp[target]))):
+        partnered = [(path, sharp_key(key)) for key, path in blurry.items() if sharp_key(key) in used]
+        self._check(file for path, target in partnered for file in (path, sharp[target]))
+        for path, target in partnered:
+            if None in (sizes := (self._sizes[path], self._sizes[sharp[target]])):
                 continue
             if sizes[0] != sizes[1]:
                 shown = " vs ".join(f"{width}x{height}" for width, height in sizes)
@@ -99,9 +103,11 @@ class PairScan:
             self.pairs.append(Pair(name, path, sharp[target], group_of(target)))
 
     def add_unpaired(self, folder: Path) -> None:
-        """Blurry images with no sharp partner (real blur, for deblurring only), headers checked."""
-        for path in self._images(folder).values():
-            if self._size(path) is not None:
+        """Blurry images with no sharp partner (real blur, for deblurring only), each decoded to check it."""
+        images = self._images(folder)
+        self._check(images.values())
+        for path in images.values():
+            if self._sizes[path] is not None:
                 name = path.relative_to(folder).as_posix()
                 self.pairs.append(Pair(name, path, None, name))
 
@@ -115,15 +121,32 @@ class PairScan:
         return self.pairs, skipped
 
 
+def _decoded_size(path: Path) -> tuple[int, int] | str:
+    """(width, height) of a file that decodes to the end, else why it does not."""
+    try:
+        info = check_image(path)
+    except DatasetError as error:
+        return error.problem
+    return info.width, info.height
+
+
 def scene_of(key: str) -> str:
     """Split group of a paired-folder image: its first sub-folder (a scene or video), or the image itself."""
     return key.split("/", 1)[0]
 
 
+def shipped_splits(root: Path) -> list[str]:
+    """The split folders (``train/``, ``val/``, ``test/``) that a paired root holds; none for a flat folder."""
+    return [name for name in SPLITS if (root / name).is_dir()]
+
+
 def load(root: Path, split: str, seed: int, *, skip_bad: bool = False) -> Loaded:
-    """The user's own pairs: shipped train/val/test folders as they are, else a seeded 8:1:1 split by scene."""
+    """The user's own pairs: shipped train/val/test folders as they are, else a seeded 8:1:1 split by scene;
+    ``split="all"`` takes every pair, unsplit."""
     root = require_dir(root, expected=EXPECTED, section=SECTION)
-    shipped = [name for name in SPLITS if (root / name).is_dir()]
+    shipped = shipped_splits(root)
+    if split == ALL:
+        return _unsplit(root, shipped, skip_bad)
     val_shipped = "val" in shipped
     pool = root / (split if split == "test" or val_shipped else "train") if shipped else root
     if not pool.is_dir():
@@ -143,5 +166,16 @@ def load(root: Path, split: str, seed: int, *, skip_bad: bool = False) -> Loaded
     return Loaded(
         FilePairs([pairs[i] for i in chosen]),
         info={"split_rule": rule, "split_sizes": split_sizes(assignment), "skipped": skipped},
-        blur={"kind": "real", "source": "blur/ folder"},
+        blur=BLUR,
     )
+
+
+def _unsplit(root: Path, shipped: list[str], skip_bad: bool) -> Loaded:
+    """Every pair under ``root``: of the flat folder, or of each shipped split folder (names prefixed by it)."""
+    scan = PairScan(root, expected=EXPECTED, section=SECTION)
+    for pool in [root / name for name in shipped] or [root]:
+        scan.add_pairs(pool / "blur", pool / "sharp", group_of=scene_of, prefix=f"{pool.name}/" if shipped else "")
+    pairs, skipped = scan.finish(skip_bad)
+    rule = "every pair, unsplit" + (f" ({', '.join(f'{name}/' for name in shipped)})" if shipped else "")
+    return Loaded(FilePairs(pairs), info={"split_rule": rule, "split_sizes": {ALL: len(pairs)}, "skipped": skipped},
+                  blur=BLUR)

@@ -16,6 +16,7 @@ from . import seeding
 from .errors import DatasetError
 
 SPLITS = ("train", "val", "test")
+ALL = "all"  # every image, unsplit: for scoring a folder of pairs that is not a training set
 RATIO = "8:1:1"
 
 Counts = Callable[[int], dict[str, int]]

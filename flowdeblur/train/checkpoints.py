@@ -2,7 +2,8 @@
 
 ``<output_dir>/checkpoints/checkpoint-<step>/`` holds the model, the three stages' optimisers and schedulers,
 every process's RNG states, and the loop's :class:`TrainingProgress`. A folder with that name is always complete:
-a crash while saving leaves only a hidden ``.checkpoint-<step>.tmp`` that nothing reads.
+an interruption while saving removes the hidden ``.checkpoint-<step>.tmp`` it was writing (a crash may leave it;
+nothing reads it). A checkpoint damaged later (a truncated copy) is skipped by ``latest`` for the next older one.
 """
 
 from __future__ import annotations
@@ -10,14 +11,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import shutil
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
+from accelerate.logging import get_logger
 
 from .config import STAGE_COUNT, TrainConfigError
+
+logger = get_logger(__name__)
 
 CHECKPOINTS = "checkpoints"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
@@ -55,8 +62,10 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
-    """The checkpoint to resume from: ``"latest"`` (None if there is none yet), a folder, or None to start afresh.
+def resolve_resume(output_dir: Path, resume: str | None) -> list[Path]:
+    """The checkpoints to resume from, in the order to try them: for ``"latest"`` every complete one, newest first
+    (an older one is the fallback for a damaged newer one; none yet: start afresh), a given folder alone, or none
+    for a fresh run.
 
     Starting afresh over an output folder that already holds checkpoints is refused, so two runs never mix.
     """
@@ -67,16 +76,32 @@ def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
                 f"{output_dir} already holds checkpoints of a run (latest: {existing[-1].name}); pass "
                 "--resume-from-checkpoint latest to continue it, or choose another --output-dir"
             )
-        return None
+        return []
     if resume == "latest":
-        return existing[-1] if existing else None
+        return existing[::-1]
     path = Path(resume).expanduser()
     if not path.is_dir():
         raise TrainConfigError(
             f"--resume-from-checkpoint {resume}: no such folder; expected 'latest' or a folder "
             f"{output_dir / CHECKPOINTS}/checkpoint-<step> written by an earlier run"
         )
-    return path
+    return [path]
+
+
+def load_checkpoint(accelerator: Accelerator, candidates: Sequence[Path]) -> Path:
+    """Load the first of ``candidates`` that loads whole into the prepared objects and return it, logging each one
+    skipped and why; a TrainConfigError naming every failure when none loads."""
+    failures = []
+    for path in candidates:
+        try:
+            accelerator.load_state(str(path))
+        except Exception as error:  # a damaged file fails in its reader's own way (safetensors, pickle, zip)
+            reason = type(error).__name__ + "".join(f": {line}" for line in str(error).strip().splitlines()[:1])
+            failures.append(f"{path.name} ({reason})")
+            logger.warning(f"skipped checkpoint {path}: it cannot be loaded ({reason})")
+            continue
+        return path
+    raise TrainConfigError(f"--resume-from-checkpoint: no checkpoint could be loaded: {'; '.join(failures)}")
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Path:
@@ -89,7 +114,12 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Pa
     if accelerator.is_main_process:
         shutil.rmtree(temporary, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
+    try:
+        accelerator.save_state(str(temporary))
+    except BaseException:  # interrupted (Ctrl-C) or failed: leave nothing half-written behind
+        if accelerator.is_main_process:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():
@@ -100,3 +130,21 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int) -> Pa
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return final
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command that continues a run started with ``argv``: the same, with ``--resume-from-checkpoint latest``."""
+    kept, skip = [], False
+    for argument in argv:
+        if not skip and not argument.startswith("--resume-from-checkpoint"):
+            kept.append(argument)
+        skip = argument == "--resume-from-checkpoint"
+    launcher = ["accelerate", "launch"] if any(name.startswith("ACCELERATE_") for name in os.environ) else ["python"]
+    return shlex.join([*launcher, sys.argv[0], *kept, "--resume-from-checkpoint", "latest"])
+
+
+def interruption_note(output_dir: Path, argv: Sequence[str]) -> str:
+    """What to tell a user who stopped training (Ctrl-C): what was kept, and the command that continues the run."""
+    saved = list_checkpoints(output_dir)
+    kept = f"the newest checkpoint is {saved[-1]}" if saved else "no checkpoint was saved yet: the run starts afresh"
+    return f"interrupted; nothing is half-written ({kept}). To continue:\n  {resume_command(argv)}"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -16,6 +18,7 @@ from ..config import COLOR_MODES, PRESET_NOTES, PRESETS, TRANSFER_CONTEXTS, UMLI
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
 from ..losses import PIXEL_LOSSES
+from .checkpoints import interruption_note
 from .config import CODECS, MIXED_PRECISION, SCHEDULES, STAGE_COUNT, TRACKERS, TrainConfig, TrainConfigError
 from .stages import STAGES
 from .trainer import train
@@ -216,7 +219,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: Any) -> int:
-    """Parse the command line over a recipe's defaults and train; a user error is one line and exit status 2."""
+    """Parse the command line over a recipe's defaults and train; a user error is one line and exit status 2, Ctrl-C
+    a note on what was kept and the command that continues the run (exit status 130)."""
     args = build_parser(description, **defaults).parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
     logging.getLogger("flowdeblur").setLevel(logging.INFO)
@@ -227,4 +231,9 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
     except (DatasetError, TrainConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":  # one note, not one per process
+            note = interruption_note(Path(args.output_dir), sys.argv[1:] if argv is None else argv)
+            print(f"\n{note}", file=sys.stderr)
+        return 130
     return 0

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..model import WaveletUNetFlow
-from .checkpoints import TrainingProgress, resolve_resume, save_checkpoint
+from .checkpoints import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
@@ -63,7 +63,7 @@ def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) 
         # Each stage leaves part of the model out of the graph; one wrapper serves all three stages.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    if config.resume_from_checkpoint and resume_from is None:
+    if config.resume_from_checkpoint and not resume_from:
         logger.info(f"no checkpoint in {config.output_dir} yet: starting from scratch")
     return _Training(config, accelerator, datasets, resume_from).run()
 
@@ -93,7 +93,7 @@ class _Training:
     """One run: the prepared objects, the progress they are checkpointed with, and the loop over stages."""
 
     def __init__(
-        self, config: TrainConfig, accelerator: Accelerator, datasets: tuple[Dataset, Dataset], resume_from: Path | None
+        self, config: TrainConfig, accelerator: Accelerator, datasets: tuple[Dataset, Dataset], resume_from: list[Path]
     ):
         self.config, self.accelerator, self.datasets = config, accelerator, datasets
         loader = training_loader(datasets[0], config)
@@ -116,9 +116,8 @@ class _Training:
         self.model: WaveletUNetFlow = accelerator.unwrap_model(self.objective).model
         self.progress = TrainingProgress()
         accelerator.register_for_checkpointing(self.progress)
-        if resume_from is not None:
-            accelerator.load_state(str(resume_from))
-            logger.info(f"resumed from {resume_from} at {self._position()}")
+        if resume_from:
+            logger.info(f"resumed from {load_checkpoint(accelerator, resume_from)} at {self._position()}")
         accelerator.init_trackers("flowdeblur", config=_flat(config.to_dict()))
         self.images_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
         self.last_validation: tuple[int, dict[str, float]] | None = None

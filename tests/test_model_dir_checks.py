@@ -1,0 +1,105 @@
+"""Model directories and configs are checked field by field and against the weights, each problem one short error."""
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+from click.testing import CliRunner
+
+from flowdeblur import CheckpointError, UMLINConfig, WaveletUNetFlow
+from flowdeblur.cli import main
+from flowdeblur.fields import check_fields
+from flowdeblur.pretrained import load_model
+from tests.cli_helpers import TINY, save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+def edited(saved, tmp_path, **changes):
+    """A copy of the saved model with config.json's top-level entries (or its "config" entries) changed."""
+    directory = tmp_path / "edited"
+    directory.mkdir()
+    (directory / "model.safetensors").write_bytes((saved / "model.safetensors").read_bytes())
+    header = json.loads((saved / "config.json").read_text())
+    for key, value in changes.items():
+        (header if key == "metadata" else header["config"])[key] = value
+    (directory / "config.json").write_text(json.dumps(header))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"levels": "3"}, "UMLINConfig.levels must be an integer, got '3'"),
+        ({"levels": 3.0}, "UMLINConfig.levels must be an integer, got 3.0"),
+        ({"levels": True}, "UMLINConfig.levels must be an integer, got True"),
+        ({"metadata": 5}, "'metadata' must be a JSON object, got 5"),
+        ({"clamp": math.nan}, "UMLINConfig.clamp must be a finite number, got nan"),
+        ({"color": "cmyk"}, "UMLINConfig.color must be one of 'y', 'rgb', got 'cmyk'"),
+        ({"levels": 100000}, "UMLINConfig.levels must be from 1 to 16, got 100000"),
+        ({"hidden_channels": 10**6}, "describes a model of 8,001,116,003,498 parameters, more than the 1,000,000,000"),
+    ],
+)
+def test_a_bad_config_is_one_line_before_anything_is_allocated(saved, tmp_path, changes, message):
+    directory = edited(saved, tmp_path, **changes)
+    with pytest.raises(CheckpointError) as raised:
+        load_model(directory)
+    assert message in str(raised.value)
+    result = CliRunner().invoke(main, ["info", "--model", str(directory)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_weights_of_another_architecture_are_summed_up_in_a_few_lines(saved, tmp_path):
+    WaveletUNetFlow(UMLINConfig(**{**TINY, "levels": 3, "hidden_channels": 4})).save_pretrained(tmp_path / "other")
+    directory = edited(saved, tmp_path)
+    (directory / "model.safetensors").write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    result = CliRunner().invoke(main, ["info", "--model", str(directory)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert "do not fit the architecture in" in lines[0] and len(lines) == 3
+    assert lines[1].startswith("  ") and " unexpected: flows.blur.2." in lines[1] and "more" in lines[1]
+    assert " of another shape: " in lines[2] and "(4 in the file, 8 expected)" in lines[2]
+
+
+def test_field_checks_follow_the_annotations_so_new_fields_are_checked_too():
+    @dataclass(frozen=True)
+    class Settings:
+        size: tuple[int, ...] = (1, 2)
+        pair: tuple[int, float] = (1, 2.0)
+        rate: float = 0.5
+        name: Literal["a", "b"] = "a"
+        label: str = "x"
+        flag: bool = False
+        limit: int | None = None
+
+        def __post_init__(self):
+            check_fields(self)
+
+    settings = Settings(size=[3, 4, 5], pair=[1, 2], rate=1, limit=7)
+    assert settings.size == (3, 4, 5) and settings.pair == (1, 2.0) and isinstance(settings.rate, float)
+    for changes, message in [
+        ({"size": [1, "2"]}, "Settings.size must be a list of integers, got [1, '2']"),
+        ({"size": 3}, "Settings.size must be a list of integers, got 3"),
+        ({"pair": [1]}, "Settings.pair must be a list of 2: an integer, a finite number, got [1]"),
+        ({"rate": math.inf}, "Settings.rate must be a finite number, got inf"),
+        ({"rate": "0.5"}, "Settings.rate must be a finite number, got '0.5'"),
+        ({"name": "c"}, "Settings.name must be one of 'a', 'b', got 'c'"),
+        ({"label": 5}, "Settings.label must be a string, got 5"),
+        ({"flag": 1}, "Settings.flag must be true or false, got 1"),
+        ({"limit": 2.5}, "Settings.limit must be an integer or null, got 2.5"),
+    ]:
+        with pytest.raises(ValueError) as raised:
+            Settings(**changes)
+        assert str(raised.value) == message
+
+
+def test_umlin_config_json_round_trip_keeps_types():
+    config = UMLINConfig.from_dict(json.loads(json.dumps({**TINY, "clamp": 2})))
+    assert config.clamp == 2.0 and isinstance(config.clamp, float)
+    assert UMLINConfig.from_dict(config.to_dict()) == config
