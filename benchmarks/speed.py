@@ -306,6 +306,8 @@ def main() -> None:
                         help="float32 and/or bf16 autocast (default: both)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
                         help="the paper-size and/or the shipped model (default: both; --quick uses a tiny one)")
+    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=None,
+                        help="where to run (default: the CPU, and the GPU where there is one)")
     parser.add_argument("--cases", help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_threads(args.threads)
@@ -317,7 +319,7 @@ def main() -> None:
     profile = profiles(args.quick)
     if not args.quick:
         profile["models"] = {name: profile["models"][name] for name in args.models}
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     planned = cases(profile, devices, args.precisions, args.quick)
     results = []
     # One process per case, so that each peak is the case's own; a quick run shares one process (faster start).
