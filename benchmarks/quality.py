@@ -23,6 +23,7 @@ for the models too, and the table writes "∞" where every image came back exact
     python benchmarks/quality.py                         # the full run (21 models of 240 s: about 1 h 45 min)
     python benchmarks/quality.py --budget-seconds 1200   # a longer budget, e.g. on a GPU
     python benchmarks/quality.py --protocols gaussian3 --l1-weight 0.5   # the ablation with a larger L1 weight
+    python benchmarks/quality.py --budget-seconds 960 --protocols gaussian3 --no-ablation   # 4x, main rows
     python benchmarks/quality.py --quick                 # a smoke run of about a minute
 """
 
@@ -143,6 +144,7 @@ class Settings:
     warmup_steps: int
     protocols: tuple[str, ...]
     work_dir: Path
+    ablation: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -167,7 +169,7 @@ class Settings:
 
 def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     """The full run's settings, or tiny ones for ``--quick``."""
-    common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight)
+    common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight, ablation=args.ablation)
     if args.quick:
         return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
                         warmup_steps=1, **common)
@@ -305,7 +307,8 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     step_times = StepTimes(settings, datasets, root)
     rows = variants(settings.l1_weight)
     ablation = {}
-    for variant in rows if name == ABLATION_PROTOCOL else [row for row in rows if row.name == JOINT]:
+    ablated = name == ABLATION_PROTOCOL and settings.ablation
+    for variant in rows if ablated else [row for row in rows if row.name == JOINT]:
         model, facts = train_variant(settings, variant, datasets, step_times, root)
         ablation[variant.name] = {**model_scores(model, test, device), **facts}
         print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
@@ -385,6 +388,8 @@ def main() -> None:
     parser.add_argument("--l1-weight", type=float, default=L1_WEIGHT,
                         help=f"λ of the L1 term in UML-IN and the '+ L1' rows, in [0, 1) (default {L1_WEIGHT})")
     parser.add_argument("--work-dir", type=Path, help="keep the trained models here (default: a temporary folder)")
+    parser.add_argument("--no-ablation", dest="ablation", action="store_false",
+                        help="skip the ablation rows of the paper's protocol (its main rows only)")
     args = parser.parse_args()
     if not 0.0 <= args.l1_weight < 1.0:
         parser.error(f"--l1-weight must lie in [0, 1) (the λ of Eq. 13), got {args.l1_weight}")
