@@ -214,7 +214,15 @@ class WaveletUNetFlow(nn.Module):
     def from_pretrained(
         cls, directory: str | Path, device: str | torch.device = "cpu", **factories: Any
     ) -> WaveletUNetFlow:
-        """Load a directory written by :meth:`save_pretrained`; raises :class:`CheckpointError` if unusable."""
+        """Load a directory written by :meth:`save_pretrained`; raises :class:`CheckpointError` if unusable.
+
+        With the default factories the directory is checked first (its size and whether the weights fit the config,
+        :func:`flowdeblur.preflight.check_model_dir`), so a damaged config never allocates a huge model.
+        """
+        from .preflight import check_model_dir, mismatch  # imported here: preflight builds models of this class
+
+        if not factories:
+            check_model_dir(directory)
         header, state = read_model_dir(directory, device)
         try:
             config = UMLINConfig.from_dict(header["config"])
@@ -224,8 +232,10 @@ class WaveletUNetFlow(nn.Module):
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as error:
+            expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+            lines = mismatch(expected, {name: tuple(tensor.shape) for name, tensor in state.items()})
             raise CheckpointError(
-                f"weights in {directory} do not match the architecture in its config.json: {error}"
+                f"weights in {directory} do not match the architecture in its config.json:\n  " + "\n  ".join(lines)
             ) from error
         model.metadata = dict(header.get("metadata") or {})
         return model.to(device).eval()

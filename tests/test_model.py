@@ -179,7 +179,7 @@ def _saved(tmp_path):
             lambda d: (d / "config.json").write_text(
                 json.dumps({**json.loads((d / "config.json").read_text()), "config": {**SMALL, "hidden_channels": 4}})
             ),
-            "do not match the architecture",
+            "do not fit the architecture",
         ),
         (
             lambda d: (d / "config.json").write_text(

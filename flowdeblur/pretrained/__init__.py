@@ -8,7 +8,6 @@ import torch
 
 from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
 from ..model import WaveletUNetFlow
-from ..preflight import check_model_dir
 
 # name -> what it is for, in one line (docs/models/<name>.md has its card)
 SHIPPED_MODELS = {
@@ -37,7 +36,7 @@ def resolve_model(model: str | Path | None = None) -> Path:
 def load_model(model: str | Path | None = None, device: str | torch.device = "cpu") -> WaveletUNetFlow:
     """The model a directory or shipped name gives (None: ``general``); :class:`CheckpointError` if unusable.
 
-    The directory is checked (:func:`check_model_dir`) before anything is allocated.
+    The directory is checked (:func:`flowdeblur.preflight.check_model_dir`) before anything is allocated.
     """
     directory = resolve_model(model)
     shipped = model is None or (str(model) in SHIPPED_MODELS and not Path(model).is_dir())
@@ -50,5 +49,4 @@ def load_model(model: str | Path | None = None, device: str | torch.device = "cp
     if not shipped and not directory.exists():
         names = ", ".join(SHIPPED_MODELS)
         raise CheckpointError(f"--model {model}: no such directory, and not a shipped model ({names})")
-    check_model_dir(directory)
     return WaveletUNetFlow.from_pretrained(directory, device=device)
