@@ -228,7 +228,7 @@ def train_config(settings: Settings, output_dir: Path, stage_steps: tuple[int, .
     """The training run of one variant: the built-in crops, no checkpoints, validation at stage ends only."""
     return TrainConfig(
         dataset="builtin", output_dir=output_dir, model=replace(settings.model, **dict(variant.model)),
-        image_size=settings.crop_size, batch_size=settings.batch_size, num_workers=0, stage_steps=stage_steps,
+        crop_size=settings.crop_size, batch_size=settings.batch_size, num_workers=0, stage_steps=stage_steps,
         learning_rates=LEARNING_RATES, warmup_steps=settings.warmup_steps, mixed_precision="no", seed=SEED,
         checkpointing_steps=0, validation_steps=0, validation_images=settings.images,
         **{"l1_weight": settings.l1_weight, **dict(variant.options)},

@@ -19,7 +19,7 @@ from . import __version__
 from .checkpoint import CheckpointError
 from .data import DATASET_NAMES, SPLITS, BlurMixture, BlurSpec, DatasetError, build_dataset
 from .data.errors import spelled_as
-from .data.factory import SYNTHETIC, dataset_options, default_eval_split
+from .data.factory import SYNTHETIC, dataset_options, default_eval_split, option_takers
 from .data.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, pixel_limit
 from .data.splits import ALL
 from .demo import demo_training_config
@@ -263,8 +263,8 @@ def eval_command(
       flowdeblur eval --model runs/gopro/model --dataset gopro --data-dir /data/GOPRO_Large --json scores.json
     """
     if skip_bad and "skip_bad" not in dataset_options(dataset_name):
-        takers = ", ".join(name for name in DATASET_NAMES if "skip_bad" in dataset_options(name))
-        raise click.UsageError(f"--skip-bad applies to --dataset {takers}, not {dataset_name}")
+        raise click.UsageError(f"--skip-bad applies to --dataset {', '.join(option_takers('skip_bad'))}, "
+                               f"not {dataset_name}")
     model = _load(model_dir, options.device)
     split = split or default_eval_split(dataset_name, data_dir)
     extra = {"skip_bad": True} if skip_bad else {}

@@ -11,7 +11,7 @@ from flowdeblur.train.cli import run_recipe
 if __name__ == "__main__":
     raise SystemExit(
         run_recipe(
-            __doc__, dataset="builtin", blur_kind="gaussian", image_size=64, batch_size=8, num_workers=0,
+            __doc__, dataset="builtin", blur_kind="gaussian", crop_size=64, batch_size=8, num_workers=0,
             stage4_steps=300, warmup_steps=10, checkpointing_steps=50, validation_steps=50, validation_images=24,
             output_dir="runs/uml-in-builtin",
         )

@@ -172,7 +172,7 @@ def test_demo_runs_as_a_real_command_and_prints_the_gain_and_report(tmp_path, mo
 def test_demo_train_trains_a_model_then_evaluates_it(tmp_path, monkeypatch):
     def tiny_training(output_dir):
         return replace(demo_training_config(output_dir), model=UMLINConfig(**TINY), stage_steps=(2, 1, 1, 0),
-                       image_size=32, batch_size=2, warmup_steps=1, validation_images=2)
+                       crop_size=32, batch_size=2, warmup_steps=1, validation_images=2)
 
     evaluated = {}
 

@@ -30,15 +30,15 @@ def test_without_partition_file_8_1_1_is_disjoint_and_stable(tmp_path):
 
 def test_faces_are_square_cropped_resized_and_blurred_reproducibly(tmp_path):
     root = make_celeba(tmp_path, count=12)
-    dataset = build_dataset("celeba", root, split="train", color="rgb", crop_size=None, image_size=32, augment=False)
+    dataset = build_dataset("celeba", root, split="train", color="rgb", crop_size=None, resize=32, augment=False)
     item = dataset[0]
     assert item["sharp"].shape == item["blurry"].shape == (3, 32, 32)
     assert not torch.equal(item["blurry"], item["sharp"])
     assert torch.equal(item["blurry"] * 255, (item["blurry"] * 255).round())  # stored as 8 bits
-    again = build_dataset("celeba", root, split="train", color="rgb", crop_size=None, image_size=32, augment=False)
+    again = build_dataset("celeba", root, split="train", color="rgb", crop_size=None, resize=32, augment=False)
     assert torch.equal(again[0]["blurry"], item["blurry"])
     wider = build_dataset(
-        "celeba", root, color="rgb", crop_size=None, image_size=32, augment=False, blur=BlurSpec(sigma=2)
+        "celeba", root, color="rgb", crop_size=None, resize=32, augment=False, blur=BlurSpec(sigma=2)
     )
     assert not torch.equal(wider[0]["blurry"], item["blurry"])
     blur = wider.description["blur"]

@@ -28,7 +28,7 @@ def names_of(dataset) -> set[str]:
 def test_lmdb_splits_cover_every_key_once(database):
     keys = keys_of(database)
     splits = {
-        s: build_dataset("lsun", database, split=s, crop_size=None, image_size=32) for s in ("train", "val", "test")
+        s: build_dataset("lsun", database, split=s, crop_size=None, resize=32) for s in ("train", "val", "test")
     }
     assert [len(splits[s]) for s in ("train", "val", "test")] == [10, 1, 1]
     names = [names_of(d) for d in splits.values()]
@@ -45,7 +45,7 @@ def test_parent_folder_with_one_lmdb_and_sampling(database):
 
 
 def test_dataset_pickles_and_reads_in_worker_processes(database):
-    dataset = build_dataset("lsun", database, crop_size=16, image_size=32, augment=False)
+    dataset = build_dataset("lsun", database, crop_size=16, resize=32, augment=False)
     first = dataset[0]
     clone = pickle.loads(pickle.dumps(dataset))
     assert torch.equal(clone[0]["blurry"], first["blurry"])
@@ -56,7 +56,7 @@ def test_dataset_pickles_and_reads_in_worker_processes(database):
 def test_exported_image_folder(tmp_path):
     for index in range(10):
         save(tmp_path / "export" / f"{index % 3}" / f"{index:04x}.webp", pattern(index, 40, 60))
-    dataset = build_dataset("lsun", tmp_path / "export", split="test", color="rgb", crop_size=None, image_size=24)
+    dataset = build_dataset("lsun", tmp_path / "export", split="test", color="rgb", crop_size=None, resize=24)
     assert len(dataset) == 1 and dataset[0]["sharp"].shape == (3, 24, 24)
     assert dataset.description["storage"] == "exported image folder"
 

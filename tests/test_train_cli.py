@@ -1,6 +1,7 @@
 """The recipes' command line: flags and defaults, settings checks, and clear errors before any model is built."""
 
 import ast
+import dataclasses
 import runpy
 import signal
 import subprocess
@@ -11,24 +12,27 @@ from pathlib import Path
 import pytest
 from accelerate.utils.imports import is_tensorboard_available
 
-from flowdeblur import UMLINConfig
-from flowdeblur.data import BlurMixture, BlurSpec
+from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.data import DATASET_NAMES, BlurMixture, BlurSpec
+from flowdeblur.data.factory import dataset_options
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.checkpoints import list_checkpoints, resolve_resume
-from flowdeblur.train.cli import build_parser, config_from_args, run_recipe
+from flowdeblur.train.cli import NOT_FLAGS, build_parser, config_from_args, run_recipe
+from flowdeblur.train.loaders import load_datasets
+from tests.data_fixtures import make_celeba, make_gopro, make_paired, truncate
 from tests.test_train_launch import TINY_FLAGS
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 COMMON_FLAGS = (
     "--dataset", "--data-dir", "--output-dir", "--stage1-steps", "--stage2-steps", "--stage3-steps", "--batch-size",
-    "--image-size", "--mixed-precision", "--seed", "--checkpointing-steps", "--resume-from-checkpoint",
-    "--validation-steps",
+    "--crop-size", "--resize", "--skip-bad", "--mixed-precision", "--seed", "--checkpointing-steps",
+    "--resume-from-checkpoint", "--validation-steps",
 )
 # recipe: (dataset, batch size, blur kind): the paper's settings (§4.1)
 PAPER_DEFAULTS = {
     "lsun": ("lsun", 32, "gaussian"), "celeba": ("celeba", 32, "gaussian"), "gopro": ("gopro", 16, "None"),
-    "lai": ("lai", 16, "None"), "builtin": ("builtin", 8, "gaussian"),
+    "lai": ("lai", 16, "None"), "builtin": ("builtin", 8, "gaussian"), "paired": ("paired", 16, "None"),
 }
 
 
@@ -62,10 +66,87 @@ def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
         assert architecture in text, architecture
 
 
-def test_a_recipe_prints_its_help_from_the_command_line():
-    result = subprocess.run(recipe_command("lsun", "--help"), capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("name", ["lsun", "paired"])
+def test_a_recipe_prints_its_help_from_the_command_line(name):
+    result = subprocess.run(recipe_command(name, "--help"), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert all(flag in result.stdout for flag in COMMON_FLAGS)
+
+
+def test_every_config_field_and_loader_option_has_a_flag():
+    flags = {"--" + dest.replace("_", "-") for dest in vars(build_parser("").parse_args([]))}
+    wanted = {f"--{spec.name}" for spec in dataclasses.fields(UMLINConfig)}
+    wanted |= {f"--blur-{spec.name}" for spec in dataclasses.fields(BlurSpec)}
+    shared = {"border", "quantize"}  # a mixture's are --blur-border and --blur-quantize
+    wanted |= {f"--mix-{spec.name}" for spec in dataclasses.fields(BlurMixture) if spec.name not in shared}
+    wanted |= {f"--{option}" for name in DATASET_NAMES for option in dataset_options(name) if option not in NOT_FLAGS}
+    assert {flag.replace("_", "-") for flag in wanted} <= flags
+    assert set(NOT_FLAGS) == {"augment", "real", "full_test_frames"}
+
+
+def test_crop_size_and_resize_build_the_config_and_the_datasets(tmp_path):
+    root = make_celeba(tmp_path / "celeba")
+    args = build_parser("", dataset="celeba", blur_kind="gaussian").parse_args(
+        ["--data-dir", str(root), "--crop-size", "160", "--resize", "192", "--num-samples", "10"])
+    config = config_from_args(args)
+    assert config.crop_size == 160 and config.data_options == {"resize": 192, "num_samples": 10}
+    train_set, val_set = load_datasets(config)
+    assert train_set[0]["sharp"].shape == (1, 160, 160) and val_set[0]["blurry"].shape == (1, 160, 160)
+    assert train_set.description["resize"] == 192 and train_set.description["crop"]["size"] == 160
+
+
+def test_a_loader_option_from_the_command_line_reaches_the_dataset(tmp_path):
+    root = make_gopro(tmp_path)
+    args = build_parser("", dataset="gopro").parse_args(["--data-dir", str(root), "--blur-folder", "blur_gamma"])
+    train_set, _ = load_datasets(config_from_args(args))
+    assert train_set.description["blur_folder"] == "blur_gamma"
+    assert train_set.description["blur"]["source"] == "blur_gamma/ folders"
+
+
+@pytest.mark.parametrize(
+    ("recipe", "argv", "message"),
+    [({"dataset": "gopro"}, ["--data-dir", "x", "--resize", "192"],
+      "error: --resize applies to --dataset celeba, lsun, not gopro"),
+     ({"dataset": "lsun"}, ["--data-dir", "x", "--skip-bad"],
+      "error: --skip-bad applies to --dataset paired, gopro, lai, celeba, not lsun"),
+     ({"dataset": "builtin", "blur_kind": "gaussian"}, ["--dataset", "paired", "--data-dir", "x"],
+      "error: --blur-kind gaussian applies to --dataset builtin, celeba, lsun (sharp images blurred here), not paired, "
+      "which brings its own blurry images: leave --blur-kind unset; recipes/train_paired.py trains on your own pairs")],
+)
+def test_an_option_the_dataset_does_not_take_is_one_line(tmp_path, capsys, recipe, argv, message):
+    assert run_recipe("", argv=[*argv, "--output-dir", str(tmp_path / "out")], **recipe) == 2
+    assert capsys.readouterr().err.splitlines() == [message]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def pairs_with_a_truncated_file(tmp_path):
+    root = make_paired(tmp_path / "pairs", count=10, size=(32, 40))
+    truncate(root / "sharp" / "img_005.png")
+    return root
+
+
+def test_a_bad_file_stops_training_with_an_error_that_names_skip_bad(tmp_path, capsys, pairs_with_a_truncated_file):
+    argv = [*TINY_FLAGS, "--data-dir", str(pairs_with_a_truncated_file), "--output-dir", str(tmp_path / "out")]
+    assert run_recipe("", argv=argv, dataset="paired") == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "1 unreadable images (sharp/img_005.png" in line and "(pass --skip-bad to skip and count them)" in line
+    assert "skip_bad" not in line and "docs/datasets.md#paired-folders" in line
+
+
+def test_train_paired_skips_and_counts_a_truncated_file_in_two_steps(tmp_path, pairs_with_a_truncated_file):
+    output = tmp_path / "run"
+    result = subprocess.run(
+        recipe_command("paired", *TINY_FLAGS, "--stage4-steps", "2", "--validation-images", "1",
+                       "--data-dir", str(pairs_with_a_truncated_file), "--output-dir", str(output), "--skip-bad"),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 1 unreadable images (sharp/img_005.png" in result.stderr
+    metadata = WaveletUNetFlow.from_pretrained(output / "model").metadata
+    assert metadata["dataset"]["skipped"] == {"unreadable images": 1}
+    assert metadata["dataset"]["dataset"] == "paired" and metadata["train_config"]["data_options"] == {"skip_bad": True}
+    assert metadata["stages"]["joint"]["steps"] == 2
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
@@ -122,7 +203,7 @@ def test_unknown_recipe_defaults_are_refused():
 
 @pytest.mark.parametrize(
     ("settings", "flag"),
-    [({"l1_weight": 1.0}, "--l1-weight"), ({"image_size": 100}, "--image-size"),
+    [({"l1_weight": 1.0}, "--l1-weight"), ({"crop_size": 100}, "--crop-size"),
      ({"stage_steps": (0, 0, 0, 0)}, "stage"), ({"mixed_precision": "fp8"}, "--mixed-precision"),
      ({"batch_size": 0}, "--batch-size"), ({"pixel_loss": "l2"}, "--pixel-loss"),
      ({"stage4_ssim_weight": -1.0}, "--stage4-ssim-weight")],

@@ -19,7 +19,7 @@ from flowdeblur.train.trainer import weight_digest
 REPO = Path(__file__).resolve().parent.parent
 TINY_FLAGS = [
     "--levels", "2", "--steps", "1", "--hidden-channels", "8", "--transfer-hidden-channels", "8",
-    "--transfer-blocks", "1", "--batch-size", "2", "--image-size", "32", "--num-workers", "0", "--warmup-steps", "1",
+    "--transfer-blocks", "1", "--batch-size", "2", "--crop-size", "32", "--num-workers", "0", "--warmup-steps", "1",
 ]
 
 
@@ -91,7 +91,7 @@ POISONED_RUN = textwrap.dedent(
     from flowdeblur.train.loaders import EpochSampler, load_datasets
 
     config = TrainConfig(
-        output_dir=Path(sys.argv[1]), stage_steps=(3, 1, 1, 0), batch_size=2, image_size=32, num_workers=0,
+        output_dir=Path(sys.argv[1]), stage_steps=(3, 1, 1, 0), batch_size=2, crop_size=32, num_workers=0,
         warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
         model=UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1),
     )

@@ -24,7 +24,7 @@ TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channel
 
 def tiny_config(tmp_path, name="run", **overrides) -> TrainConfig:
     settings = dict(
-        output_dir=tmp_path / name, model=TINY, stage_steps=(2, 2, 2, 0), batch_size=2, image_size=32, num_workers=0,
+        output_dir=tmp_path / name, model=TINY, stage_steps=(2, 2, 2, 0), batch_size=2, crop_size=32, num_workers=0,
         warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
     )
     return TrainConfig(**{**settings, **overrides})

@@ -1,6 +1,6 @@
 """CelebA (Liu et al. 2015) as published: aligned 178x218 faces in ``img_align_celeba/``, synthetically blurred.
 
-Each image is centre-cropped to a 178x178 square and resized to ``image_size``. A seeded sample of
+Each image is centre-cropped to a 178x178 square and resized to ``resize``. A seeded sample of
 ``num_samples`` images (paper: 100,000) is split by the official ``list_eval_partition.txt`` when present,
 else 8:1:1 by a seeded permutation.
 """
@@ -68,12 +68,12 @@ def load(
     seed: int,
     *,
     blur: Blur,
-    image_size: int | None = 128,
+    resize: int | None = 128,
     num_samples: int | None = PAPER_SAMPLES,
     skip_bad: bool = False,
 ) -> Loaded:
     """A seeded sample of CelebA's aligned faces, square-cropped, resized and blurred by ``blur``."""
-    check_size("image_size", image_size, section=SECTION)
+    check_size("resize", resize, section=SECTION)
     root = require_dir(root, expected=EXPECTED, section=SECTION)
     folder = _first(root, IMAGE_DIRS, is_file=False) or root
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in SUFFIXES and p.is_file())
@@ -96,7 +96,7 @@ def load(
         SharpImages(
             [files[key].name for key in chosen],
             chosen,
-            ImageFiles([files[key] for key in chosen], image_size),
+            ImageFiles([files[key] for key in chosen], resize),
             blur,
             seed,
         ),
@@ -105,7 +105,7 @@ def load(
             "num_samples": len(sample),
             "split_rule": rule,
             "split_sizes": split_sizes(assignment),
-            "image_size": image_size,
+            "resize": resize,
             "preprocess": "centre square crop of the shorter side, bicubic antialiased resize",
             "skipped": skipped,
         },

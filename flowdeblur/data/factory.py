@@ -27,6 +27,18 @@ LAYOUTS = {module.__name__.rsplit(".", 1)[-1]: module.EXPECTED for module in (ce
 SYNTHETIC = frozenset({"builtin", "celeba", "lsun"})
 SECTIONS = {"builtin": "built-in", "paired": "paired-folders", "lai": "lai-et-al-2016"}
 UNSPLIT = frozenset({"paired"})  # the datasets that offer split="all"
+# What each loader option does, for commands that offer it as a flag (names, types and defaults: the signatures).
+OPTION_HELP = {
+    "patch_size": "side of the grid cells the built-in photographs are cut into",
+    "resize": "square size each image is resized to (after a centre square crop), before --crop-size crops it",
+    "num_samples": "images drawn (seeded) from the whole dataset before the 8:1:1 split (the paper: 100000)",
+    "skip_bad": "skip unreadable or unpaired files, with a warning and a count, instead of stopping",
+    "blur_folder": "GoPro's blurry frames: blur (the common protocol) or blur_gamma (gamma-corrected)",
+    "subset": "Lai et al.'s synthetic blur: uniform, nonuniform or all",
+    "real": "Lai et al.'s real blurred photographs (no sharp images: a test split only)",
+    "full_test_frames": "score whole test frames rather than --crop-size crops",
+}
+OPTION_CHOICES = {"blur_folder": gopro.BLUR_FOLDERS, "subset": tuple(lai.SUBSETS)}
 
 
 def default_eval_split(name: str, root: str | Path | None) -> str:
@@ -39,6 +51,11 @@ def dataset_options(name: str) -> list[str]:
     """The dataset-specific options a loader takes (its keyword-only parameters), plus ``augment``."""
     parameters = inspect.signature(LOADERS[name]).parameters.values()
     return sorted([p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "blur"] + ["augment"])
+
+
+def option_takers(option_name: str) -> tuple[str, ...]:
+    """The datasets whose loaders take ``option_name``, so that a message can name them."""
+    return tuple(name for name in DATASET_NAMES if option_name in dataset_options(name))
 
 
 def _check(name: str, root: str | Path | None, split: str, color: str, seed: int, blur: Blur | None) -> None:

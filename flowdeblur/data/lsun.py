@@ -1,7 +1,7 @@
 """LSUN (Yu et al. 2015) scenes as distributed: one category's LMDB of encoded images, or exported image files.
 
 Values in the LMDB are encoded images (JPEG/WebP bytes) under their keys. A seeded sample of ``num_samples``
-(paper: 100,000) is drawn by position in key order, centre-cropped square, resized to ``image_size``,
+(paper: 100,000) is drawn by position in key order, centre-cropped square, resized to ``resize``,
 blurred synthetically and split 8:1:1 by a seeded permutation.
 """
 
@@ -100,11 +100,11 @@ def load(
     seed: int,
     *,
     blur: Blur,
-    image_size: int | None = 128,
+    resize: int | None = 128,
     num_samples: int | None = PAPER_SAMPLES,
 ) -> Loaded:
     """A seeded sample of one LSUN category, square-cropped, resized and blurred by ``blur``."""
-    check_size("image_size", image_size, section=SECTION)
+    check_size("resize", resize, section=SECTION)
     root = require_dir(root, expected=EXPECTED, section=SECTION)
     database = _find_database(root)
     if database is not None:
@@ -122,10 +122,10 @@ def load(
     assignment = assign_splits(positions, seed)
     chosen = pick(assignment, split, path=root, section=SECTION)
     if database is not None:
-        read: Reader = LmdbImages(database, [keys[i] for i in chosen], image_size)
+        read: Reader = LmdbImages(database, [keys[i] for i in chosen], resize)
         read(0)  # fail now, not mid-training, when the values are not encoded images
     else:
-        read = ImageFiles([files[positions[i]] for i in chosen], image_size)
+        read = ImageFiles([files[positions[i]] for i in chosen], resize)
     return Loaded(
         SharpImages([names[i] for i in chosen], [positions[i] for i in chosen], read, blur, seed),
         info={
@@ -134,7 +134,7 @@ def load(
             "num_samples": len(positions),
             "split_rule": f"{RATIO}, seeded",
             "split_sizes": split_sizes(assignment),
-            "image_size": image_size,
+            "resize": resize,
             "preprocess": "centre square crop of the shorter side, bicubic antialiased resize",
         },
     )

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ..color import to_luma
-from .errors import DatasetError
+from .errors import DatasetError, option
 
 COLORS = ("y", "rgb")
 
@@ -48,7 +48,7 @@ def square_resize(image: torch.Tensor, size: int | None) -> torch.Tensor:
 def check_size(name: str, value: int | None, *, section: str) -> None:
     """Refuse a size option that is neither None nor a positive integer."""
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise DatasetError(f"{name} must be a positive integer or None, got {value!r}", section=section)
+        raise DatasetError(f"{option(name)} must be a positive integer or None, got {value!r}", section=section)
 
 
 def to_color(image: torch.Tensor, color: str) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import logging
 import os
 import sys
@@ -17,6 +18,8 @@ from ..checkpoint import CheckpointError
 from ..config import COLOR_MODES, PRESET_NOTES, PRESETS, TRANSFER_CONTEXTS, UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
+from ..data.errors import spelled_as
+from ..data.factory import LOADERS, OPTION_CHOICES, OPTION_HELP, SYNTHETIC, dataset_options
 from ..losses import PIXEL_LOSSES
 from .checkpoints import interruption_note
 from .config import CODECS, MIXED_PRECISION, SCHEDULES, STAGE_COUNT, TRACKERS, TrainConfig, TrainConfigError
@@ -25,10 +28,49 @@ from .trainer import train
 
 _TRAIN = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 _MIXTURE = BlurMixture()
-MIXTURE_FIELDS = ("none", "gaussian", "defocus", "motion", "sigma", "radius", "motion_length", "noise_std")
+BLUR_FIELDS = tuple(spec.name for spec in dataclasses.fields(BlurSpec) if spec.name != "kind")
+# A mixture's border and 8-bit storage are --blur-border and --blur-quantize; its other fields are --mix-* flags.
+MIXTURE_SHARED = ("border", "quantize")
+MIXTURE_FIELDS = tuple(spec.name for spec in dataclasses.fields(BlurMixture) if spec.name not in MIXTURE_SHARED)
+BLUR_HELP = {
+    "kernel_size": "kernel size of --blur-kind (odd)",
+    "sigma": "sigma of --blur-kind gaussian",
+    "radius": "disk radius of --blur-kind defocus (unset: half the kernel size)",
+    "motion_length": "trajectory length of --blur-kind motion (unset: kernel size - 1)",
+    "noise_std": "Gaussian sensor noise after the blur",
+    "border": "border handling of the convolution",
+    "quantize": "store blurred images as 8 bits, as a dataset on disk would",
+}
 MODEL_CHOICES = {"color": COLOR_MODES, "transfer_context": TRANSFER_CONTEXTS}
+# Loader options that are not recipe flags, and why: training reads the train and val splits of paired images.
+NOT_FLAGS = {
+    "augment": "training crops are always augmented (random crop and flips), validation crops never",
+    "real": "Lai et al.'s real photographs have no sharp images to train on",
+    "full_test_frames": "training reads the train and val splits, never the test split",
+}
 FROM_SCHEDULE = "from --schedule"
 _STAGE_STEP_FLAGS = tuple(f"stage{number}_steps" for number in range(1, len(STAGES) + 1))
+
+
+def _flag(name: str) -> str:
+    """The command-line spelling of a Python name: ``skip_bad`` is ``--skip-bad``."""
+    return "--" + name.replace("_", "-")
+
+
+def _loader_options() -> dict[str, dict[str, inspect.Parameter]]:
+    """Each loader option the recipes offer, with its parameter in every dataset's loader that takes it."""
+    offered: dict[str, dict[str, inspect.Parameter]] = {}
+    for name in DATASET_NAMES:
+        parameters = inspect.signature(LOADERS[name]).parameters
+        for option_name in dataset_options(name):
+            if option_name not in NOT_FLAGS:
+                offered.setdefault(option_name, {})[name] = parameters[option_name]
+    return offered
+
+
+LOADER_OPTIONS = _loader_options()
+# Dataset errors inside run_recipe name these flags rather than Python parameters.
+DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", **{name: _flag(name) for name in LOADER_OPTIONS}}
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -63,21 +105,37 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                            default=None, help=f"{described.get(spec.name, spec.name)} (unset: --preset's)")
 
 
+def _add_loader_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per loader option (from the loaders' signatures), each naming the datasets that take it."""
+    group = parser.add_argument_group("dataset options (each applies to the datasets it names; unset: the loader's)")
+    for name, takers in LOADER_OPTIONS.items():
+        defaults = {parameter.default for parameter in takers.values()}
+        default = next(iter(defaults))
+        shown = default if len(defaults) == 1 else ", ".join(f"{d} {p.default}" for d, p in takers.items())
+        text = f"{OPTION_HELP[name]}; --dataset {', '.join(takers)} (unset: {shown})"
+        if isinstance(default, bool):
+            group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(_flag(name), type=type(default), choices=OPTION_CHOICES.get(name), default=None,
+                               help=text)
+
+
 def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
+    """One --blur-* flag per :class:`BlurSpec` field and one --mix-* flag per other :class:`BlurMixture` field."""
     data = parser.add_argument_group("synthetic blur (sharp-only datasets builtin, celeba and lsun)")
     data.add_argument("--blur-kind", choices=(*KINDS, "mix"), default=None,
                       help="one kind of blur for every image, or 'mix': one drawn per image from the --mix-* "
                       "mixture; unset: the dataset's default")
-    data.add_argument("--blur-kernel-size", type=int, default=3, help="kernel size of --blur-kind (odd)")
-    data.add_argument("--blur-sigma", type=float, default=1.0, help="sigma of --blur-kind gaussian")
-    data.add_argument("--blur-radius", type=float, default=None,
-                      help="disk radius of --blur-kind defocus (unset: half the kernel size)")
-    data.add_argument("--blur-motion-length", type=float, default=None,
-                      help="trajectory length of --blur-kind motion (unset: kernel size - 1)")
-    data.add_argument("--blur-noise-std", type=float, default=0.0, help="Gaussian sensor noise after the blur")
-    data.add_argument("--blur-border", choices=BORDERS, default="reflect", help="border handling of the convolution")
-    data.add_argument("--blur-quantize", action=argparse.BooleanOptionalAction, default=True,
-                      help="store blurred images as 8 bits, as a dataset on disk would")
+    for spec in dataclasses.fields(BlurSpec):
+        if spec.name == "kind":
+            continue
+        flag, text = f"--blur-{spec.name.replace('_', '-')}", BLUR_HELP.get(spec.name, spec.name.replace("_", " "))
+        if isinstance(spec.default, bool):
+            data.add_argument(flag, action=argparse.BooleanOptionalAction, default=spec.default, help=text)
+        else:
+            kind = float if spec.default is None else type(spec.default)
+            choices = BORDERS if spec.name == "border" else None
+            data.add_argument(flag, type=kind, choices=choices, default=spec.default, help=text)
     for name in MIXTURE_FIELDS:
         default = getattr(_MIXTURE, name)
         pair = isinstance(default, tuple)
@@ -121,10 +179,13 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     data.add_argument("--dataset", choices=DATASET_NAMES, default=_TRAIN["dataset"], help="dataset to train on")
     data.add_argument("--data-dir", default=None, help="the dataset's folder (layouts: docs/datasets.md); "
                       "not used by --dataset builtin")
-    data.add_argument("--image-size", type=int, default=_TRAIN["image_size"], help="training crop size")
+    data.add_argument("--crop-size", type=int, default=_TRAIN["crop_size"],
+                      help="side of the square crops trained on (random) and validated on (central), after any "
+                      "--resize; a multiple of 2^levels")
     data.add_argument("--num-workers", type=int, default=_TRAIN["num_workers"], help="data loading processes")
     data.add_argument("--validation-images", type=int, default=_TRAIN["validation_images"],
                       help="validation images scored each time (the first of the val split)")
+    _add_loader_flags(parser)
     _add_blur_flags(parser)
     _add_model_flags(parser)
     _add_stage_flags(parser)
@@ -162,15 +223,31 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
 
 
 def _blur(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
-    """The synthetic blur the flags describe (None: the dataset's default)."""
-    common = dict(border=args.blur_border, quantize=args.blur_quantize)
+    """The synthetic blur the flags describe (None: the dataset's default); a dataset of real pairs takes none."""
     if args.blur_kind is None:
         return None
+    if args.dataset not in SYNTHETIC:
+        raise TrainConfigError(
+            f"--blur-kind {args.blur_kind} applies to --dataset {', '.join(sorted(SYNTHETIC))} (sharp images blurred "
+            f"here), not {args.dataset}, which brings its own blurry images: leave --blur-kind unset"
+            + ("; recipes/train_paired.py trains on your own pairs" if args.dataset == "paired" else "")
+        )
+    common = {name: getattr(args, f"blur_{name}") for name in BLUR_FIELDS}
     if args.blur_kind == "mix":
-        return BlurMixture(**{name: getattr(args, f"mix_{name}") for name in MIXTURE_FIELDS}, **common)
-    return BlurSpec(kind=args.blur_kind, kernel_size=args.blur_kernel_size, sigma=args.blur_sigma,
-                    radius=args.blur_radius, motion_length=args.blur_motion_length, noise_std=args.blur_noise_std,
-                    **common)
+        shared = {name: common[name] for name in MIXTURE_SHARED}
+        return BlurMixture(**{name: getattr(args, f"mix_{name}") for name in MIXTURE_FIELDS}, **shared)
+    return BlurSpec(kind=args.blur_kind, **common)
+
+
+def _loader_values(args: argparse.Namespace) -> dict[str, object]:
+    """The loader options set by flags; a flag that the chosen --dataset does not take is a TrainConfigError."""
+    chosen = {name: getattr(args, name) for name in LOADER_OPTIONS if getattr(args, name) is not None}
+    for name in chosen:
+        if args.dataset not in LOADER_OPTIONS[name]:
+            raise TrainConfigError(
+                f"{_flag(name)} applies to --dataset {', '.join(LOADER_OPTIONS[name])}, not {args.dataset}"
+            )
+    return chosen
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -193,7 +270,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         output_dir=args.output_dir,
         model=model,
         blur=blur,
-        image_size=args.image_size,
+        crop_size=args.crop_size,
+        data_options=_loader_values(args),
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         stage_steps=stage_steps,
@@ -225,9 +303,10 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
     logging.getLogger("flowdeblur").setLevel(logging.INFO)
     try:
-        config = config_from_args(args)
-        with logging_redirect_tqdm():
-            train(config)
+        with spelled_as(DATASET_FLAGS):  # dataset errors name the recipe's flags
+            config = config_from_args(args)
+            with logging_redirect_tqdm():
+                train(config)
     except (DatasetError, TrainConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -46,7 +46,7 @@ class TrainConfig:
     --mixed_precision``), "no" without one.
 
     Example:
-        >>> config = TrainConfig(stage_steps=(2, 2, 2, 0), batch_size=2, image_size=32,
+        >>> config = TrainConfig(stage_steps=(2, 2, 2, 0), batch_size=2, crop_size=32,
         ...                      model=UMLINConfig(levels=2, steps=1, hidden_channels=8))
         >>> config.total_steps
         6
@@ -57,7 +57,8 @@ class TrainConfig:
     output_dir: Path = Path("runs/uml-in")
     model: UMLINConfig = field(default_factory=UMLINConfig)
     blur: BlurSpec | BlurMixture | None = None
-    image_size: int = 128
+    crop_size: int = 128
+    data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
     num_workers: int = 2
     stage_steps: tuple[int, int, int, int] = SCHEDULES["joint"]
@@ -110,13 +111,13 @@ class TrainConfig:
             problems.append(f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         if self.report_to not in TRACKERS:
             problems.append(f"--report-to must be one of {TRACKERS}, got {self.report_to!r}")
-        if self.image_size % (2**self.model.levels):
-            problems.append(f"--image-size must be a multiple of 2^levels = {2**self.model.levels}")
+        if self.crop_size % (2**self.model.levels):
+            problems.append(f"--crop-size must be a multiple of 2^levels = {2**self.model.levels}")
         if self.max_grad_norm <= 0:
             problems.append(f"--max-grad-norm must be positive, got {self.max_grad_norm}")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             problems.append("--checkpoints-total-limit must be at least 1 (or None to keep all)")
-        positive = ("image_size", "batch_size", "gradient_accumulation_steps", "validation_images")
+        positive = ("crop_size", "batch_size", "gradient_accumulation_steps", "validation_images")
         non_negative = ("num_workers", "warmup_steps", "seed", "checkpointing_steps", "validation_steps")
         problems += [f"--{n.replace('_', '-')} must be at least 1" for n in positive if getattr(self, n) < 1]
         problems += [f"--{n.replace('_', '-')} must be >= 0" for n in non_negative if getattr(self, n) < 0]

@@ -25,7 +25,8 @@ def load_datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
         raise DatasetError(
             f"--dataset {config.dataset} needs --data-dir, the folder holding it in its published layout"
         )
-    common = dict(root=config.data_dir, color=config.model.color, crop_size=config.image_size, seed=config.seed)
+    common = dict(root=config.data_dir, color=config.model.color, crop_size=config.crop_size, seed=config.seed,
+                  **config.data_options)
     if config.blur is not None:
         common["blur"] = config.blur
     train = build_dataset(config.dataset, split="train", **common)
