@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
-from ..model import WaveletUNetFlow
-from ..preflight import check_model_dir
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import WaveletUNetFlow
 
 # name -> what it is for, in one line (docs/models/<name>.md has its card)
 SHIPPED_MODELS = {
@@ -39,6 +41,9 @@ def load_model(model: str | Path | None = None, device: str | torch.device = "cp
 
     The directory is checked (:func:`check_model_dir`) before anything is allocated.
     """
+    from ..model import WaveletUNetFlow  # torch and FrEIA: imported by the commands that load a model
+    from ..preflight import check_model_dir
+
     directory = resolve_model(model)
     shipped = model is None or (str(model) in SHIPPED_MODELS and not Path(model).is_dir())
     if shipped and not ((directory / CONFIG_NAME).is_file() and (directory / WEIGHTS_NAME).is_file()):
