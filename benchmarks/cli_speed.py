@@ -8,6 +8,10 @@ The inputs are scikit-image's astronaut photograph tiled to size, saved as 8-bit
     python benchmarks/cli_speed.py                       # the shipped model
     python benchmarks/cli_speed.py --model runs/x/model  # any model directory
     python benchmarks/cli_speed.py --threads 1           # OMP_NUM_THREADS=1 for the command
+    python benchmarks/cli_speed.py --startup 10          # start-up only: `flowdeblur --help` vs `import torch`
+
+``--startup RUNS`` times the command's start-up instead: ``flowdeblur --help`` and ``python -c "import torch"``,
+alternating, RUNS times each, and prints each one's median and fastest wall time and the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +59,27 @@ def run(image: Path, output: Path, options: list[str], environment: dict[str, st
             "mp_per_s": float(speed.group(2))}
 
 
+def startup(runs: int) -> None:
+    """Time ``flowdeblur --help`` against ``python -c "import torch"``, alternating; print a table and the ratio."""
+    commands = {
+        "flowdeblur --help": [str(Path(sys.executable).with_name("flowdeblur")), "--help"],
+        'python -c "import torch"': [sys.executable, "-c", "import torch"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            times[name].append(time.perf_counter() - start)
+    print(f"{runs} runs each, alternating; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at end")
+    print("| command | median (s) | fastest (s) |")
+    print("|---|---:|---:|")
+    for name, values in times.items():
+        print(f"| `{name}` | {statistics.median(values):.3f} | {min(values):.3f} |")
+    help_time, torch_time = (statistics.median(values) for values in times.values())
+    print(f"ratio of the medians, flowdeblur --help / import torch: {help_time / torch_time:.2f}")
+
+
 def main() -> None:
     """Parse arguments, make the inputs, run each size and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,7 +88,11 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for the command (default: torch's choice)")
+    parser.add_argument("--startup", type=int, metavar="RUNS", help="time start-up only (see above), RUNS runs each")
     args = parser.parse_args()
+    if args.startup:
+        startup(args.startup)
+        return
     if shutil.which(TIME) is None:
         raise SystemExit(f"{TIME} is missing: apt-get install time")
     options = ["--tile", str(args.tile), "--batch-size", str(args.batch_size)]

@@ -9,13 +9,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from .config import UMLINConfig
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -44,6 +43,8 @@ def atomic_write(path: Path, write: Any) -> None:
 
 def save_model_dir(directory: str | Path, header: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> Path:
     """Write weights then config (each atomically), so a directory with a config always has its weights."""
+    from safetensors.torch import save_file  # imports torch: only where weights are written
+
     directory = Path(directory)
     tensors = {name: tensor.detach().contiguous().cpu() for name, tensor in state_dict.items()}
     atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
@@ -87,6 +88,9 @@ def read_model_dir(
     directory: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The checked config.json (:func:`read_config`) and the weights of a model directory, or one CheckpointError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file  # imports torch: only where weights are read
+
     header = read_config(directory)
     weights_path = Path(directory) / WEIGHTS_NAME
     try:

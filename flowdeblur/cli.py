@@ -1,35 +1,33 @@
-"""The ``flowdeblur`` command: deblur files, evaluate on a dataset, run the demo, describe a model."""
+"""The ``flowdeblur`` command: deblur files, evaluate on a dataset, run the demo, describe a model.
+
+This module imports nothing heavy: the group and its options are declared from plain constants, and each
+command imports what it uses (torch, the model, the datasets, the trainer) when it runs, so ``--help`` is quick
+and ``deblur`` never loads the trainer or scikit-image.
+"""
 
 from __future__ import annotations
 
 import functools
-import itertools
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
-from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import CheckpointError
-from .data import DATASET_NAMES, SPLITS, BlurMixture, BlurSpec, DatasetError, build_dataset
-from .data.errors import spelled_as
-from .data.factory import SYNTHETIC, dataset_options, default_eval_split, option_takers
-from .data.io import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, pixel_limit
-from .data.splits import ALL
-from .demo import demo_training_config
-from .evaluate import evaluate, evaluation_context, format_summary, write_scores
-from .inference import TileOptions, deblur_files, output_dir_problem, plan_jobs, resolve_device
-from .model import WaveletUNetFlow
-from .model_info import describe_model
+from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
+from .data.errors import DatasetError, spelled_as
 from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
-from .report import write_report
-from .train import train as train_model
+
+if TYPE_CHECKING:
+    import torch
+
+    from .data import BlurMixture, BlurSpec
+    from .inference import TileOptions
+    from .model import WaveletUNetFlow
 
 DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
 
@@ -45,19 +43,14 @@ def _model_option(function: Callable) -> Callable:
     )(function)
 
 
-BLURS = {
-    "paper": BlurSpec(),
-    "mix": BlurMixture(),
-    "mix-blurred": BlurMixture(none=0.0),
-    "none": BlurSpec(kind="none", kernel_size=1),
-}
+BLUR_NAMES = ("paper", "mix", "mix-blurred", "none")
 
 
 def _blur_option(function: Callable) -> Callable:
     return click.option(
         "--blur",
         "blur_name",
-        type=click.Choice(["auto", *BLURS]),
+        type=click.Choice(["auto", *BLUR_NAMES]),
         default="auto",
         show_default=True,
         help="Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): paper, the 3x3 Gaussian (sigma 1); "
@@ -69,11 +62,37 @@ def _blur_option(function: Callable) -> Callable:
 
 def _blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
     """The blur ``--blur`` names; ``auto`` is the blurred part of the mixture for a model trained on one, else paper."""
-    if name != "auto":
-        return BLURS[name]
-    dataset = model.metadata.get("dataset")
-    trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
-    return BLURS["mix-blurred" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"]
+    from .data import BlurMixture, BlurSpec
+
+    if name == "auto":
+        dataset = model.metadata.get("dataset")
+        trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
+        name = "mix-blurred" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"
+    blurs = {
+        "paper": BlurSpec(),
+        "mix": BlurMixture(),
+        "mix-blurred": BlurMixture(none=0.0),
+        "none": BlurSpec(kind="none", kernel_size=1),
+    }
+    return blurs[name]
+
+
+def _threads_option(function: Callable) -> Callable:
+    """--threads: how many CPU threads PyTorch uses (flowdeblur.threads gives the default's rule)."""
+
+    @click.option("--threads", type=click.IntRange(min=1),
+                  help="CPU threads for PyTorch. Default: OMP_NUM_THREADS if set, else the CPUs the load average "
+                  "leaves idle, at most the physical cores and at least 1.")
+    @functools.wraps(function)
+    def wrapper(threads: int | None, **kwargs: Any):
+        import torch
+
+        from .threads import command_threads
+
+        torch.set_num_threads(command_threads(threads))
+        return function(**kwargs)
+
+    return wrapper
 
 
 def _run_options(function: Callable) -> Callable:
@@ -90,6 +109,8 @@ def _run_options(function: Callable) -> Callable:
     @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when run in a terminal).")
     @functools.wraps(function)
     def wrapper(device: str, tile: int, tile_overlap: int, batch_size: int, progress: bool | None, **kwargs: Any):
+        from .inference import TileOptions, resolve_device
+
         if 2 * tile_overlap >= tile:
             raise click.BadParameter(f"must be less than half of --tile ({tile})", param_hint="--tile-overlap")
         try:
@@ -111,13 +132,15 @@ def _max_pixels_option(function: Callable) -> Callable:
                   help="Refuse images whose header claims more pixels than this, before decoding them.")
     @functools.wraps(function)
     def wrapper(max_pixels: int, **kwargs: Any):
+        from .data.io import pixel_limit
+
         with pixel_limit(max_pixels):
             return function(**kwargs)
 
     return wrapper
 
 
-def _load(model_dir: str | None, device: torch.device | str = "cpu") -> WaveletUNetFlow:
+def _load(model_dir: str | None, device: str | torch.device = "cpu") -> WaveletUNetFlow:
     try:
         return load_model(model_dir, device=device)
     except CheckpointError as error:
@@ -126,6 +149,8 @@ def _load(model_dir: str | None, device: torch.device | str = "cpu") -> WaveletU
 
 def _open_dataset(name: str, **arguments: Any) -> Any:
     """An RGB dataset to score, never augmented; each warning (files skipped) one line, an error one ClickException."""
+    from .data import build_dataset
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
@@ -147,6 +172,9 @@ def _evaluate_and_write(
     **evaluate_options: Any,
 ) -> None:
     """Evaluate, print the summary table, and write the JSON and the report where asked."""
+    from .evaluate import evaluate, evaluation_context, format_summary, write_scores
+    from .report import write_report
+
     try:
         evaluation = evaluate(model, dataset, options, **evaluate_options)
     except DatasetError as error:
@@ -181,6 +209,7 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (default: skip them).")
 @_max_pixels_option
 @_run_options
+@_threads_option
 def deblur(
     inputs: tuple[Path, ...], output_dir: Path, model_dir: str | None, overwrite: bool, options: TileOptions,
     progress: bool,
@@ -199,6 +228,13 @@ def deblur(
       flowdeblur deblur shots/ more/frame.png -o out/ --model runs/gopro/model
       flowdeblur deblur big.tif -o out/ --tile 1024 --device cuda --overwrite
     """
+    import itertools
+    import time
+
+    from tqdm.auto import tqdm
+
+    from .inference import deblur_files, output_dir_problem, plan_jobs
+
     problem = output_dir_problem(inputs, output_dir)
     if problem:
         raise click.BadParameter(problem, param_hint="'-o' / '--output'")
@@ -244,6 +280,7 @@ def deblur(
               help="Images shown with crops and latent maps in the report (the best and worst by gain).")
 @_max_pixels_option
 @_run_options
+@_threads_option
 def eval_command(
     model_dir: str | None, dataset_name: str, data_dir: Path | None, split: str | None, skip_bad: bool,
     crop_size: int | None, seed: int, blur_name: str, json_path: Path | None, report_path: Path | None,
@@ -262,6 +299,8 @@ def eval_command(
       flowdeblur eval --dataset paired --data-dir my_pairs/ --skip-bad
       flowdeblur eval --model runs/gopro/model --dataset gopro --data-dir /data/GOPRO_Large --json scores.json
     """
+    from .data.factory import SYNTHETIC, dataset_options, default_eval_split, option_takers
+
     if skip_bad and "skip_bad" not in dataset_options(dataset_name):
         raise click.UsageError(f"--skip-bad applies to --dataset {', '.join(option_takers('skip_bad'))}, "
                                f"not {dataset_name}")
@@ -284,6 +323,7 @@ def eval_command(
               help="First train a small model from scratch on the built-in images (a few minutes), and use it.")
 @_blur_option
 @_run_options
+@_threads_option
 def demo(
     model_dir: str | None, output_dir: Path, train: bool, blur_name: str, options: TileOptions, progress: bool
 ) -> None:
@@ -302,7 +342,12 @@ def demo(
     """
     if train and model_dir is not None:
         raise click.UsageError("--train trains its own model; leave out --model")
+    from .data import build_dataset
+    from .demo import demo_training_config
+
     if train:
+        from .train import train as train_model
+
         model_dir = train_model(demo_training_config(output_dir / "training"))
         click.echo(f"trained model: {model_dir}")
     model = _load(model_dir, options.device)
@@ -315,6 +360,7 @@ def demo(
 
 @main.command()
 @_model_option
+@_threads_option
 def info(model_dir: str | None) -> None:
     """Describe a model: config, parameter counts per level and branch, and what it was trained on.
 
@@ -326,6 +372,8 @@ def info(model_dir: str | None) -> None:
       flowdeblur info --model gauss3
       flowdeblur info --model runs/gopro/model
     """
+    from .model_info import describe_model
+
     if model_dir is None:
         shipped = "\n".join(f"  {name:<10}{purpose}" for name, purpose in SHIPPED_MODELS.items())
         click.echo(f"shipped models (--model NAME):\n{shipped}\n")

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import flowdeblur.cli
+import flowdeblur.demo
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.cli import main
 from flowdeblur.data import read_image
@@ -179,7 +180,7 @@ def test_demo_train_trains_a_model_then_evaluates_it(tmp_path, monkeypatch):
     def evaluate_and_write(model, model_dir, dataset, *args, **kwargs):
         evaluated.update(model=model, model_dir=model_dir, dataset=dataset.description)
 
-    monkeypatch.setattr(flowdeblur.cli, "demo_training_config", tiny_training)
+    monkeypatch.setattr(flowdeblur.demo, "demo_training_config", tiny_training)
     monkeypatch.setattr(flowdeblur.cli, "_evaluate_and_write", evaluate_and_write)
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--train", "--output-dir", str(out), "--no-progress"])

@@ -3,27 +3,30 @@
 ``build_dataset(name, root, split=..., color=..., crop_size=..., seed=..., blur=..., **options)`` returns a torch
 Dataset of ``{"blurry", "sharp", "name"}`` items in [0, 1]; docs/datasets.md gives each dataset's layout and
 protocol. ``read_image`` / ``write_image`` are the image I/O the rest of flowdeblur uses too.
+
+Each name is imported from its module on first use, so that reading an image does not import every loader
+(and scikit-image with the built-in set).
 """
 
-from .blur import BlurMixture, BlurSpec
-from .dataset import DeblurDataset
-from .errors import DatasetError
-from .factory import DATASET_NAMES, build_dataset
-from .io import ImageInfo, decode_image, probe_image, read_image, read_image_with_info, write_image
-from .splits import SPLITS
+from __future__ import annotations
 
-__all__ = [
-    "DATASET_NAMES",
-    "SPLITS",
-    "BlurMixture",
-    "BlurSpec",
-    "DatasetError",
-    "DeblurDataset",
-    "ImageInfo",
-    "build_dataset",
-    "decode_image",
-    "probe_image",
-    "read_image",
-    "read_image_with_info",
-    "write_image",
-]
+from ..lazy import lazy_getattr
+from .choices import DATASET_NAMES, SPLITS
+
+_MODULES = {
+    "BlurMixture": "blur",
+    "BlurSpec": "blur",
+    "DeblurDataset": "dataset",
+    "DatasetError": "errors",
+    "build_dataset": "factory",
+    "ImageInfo": "io",
+    "decode_image": "io",
+    "probe_image": "io",
+    "read_image": "io",
+    "read_image_with_info": "io",
+    "write_image": "io",
+}
+
+__all__ = ["DATASET_NAMES", "SPLITS", *sorted(_MODULES)]
+
+__getattr__ = lazy_getattr(__name__, _MODULES)

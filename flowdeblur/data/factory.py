@@ -9,12 +9,11 @@ from typing import Any
 
 from . import builtin, celeba, gopro, lai, lsun, paired
 from .blur import Blur, BlurMixture, BlurSpec
+from .choices import ALL, DATASET_NAMES, SPLITS
 from .dataset import DeblurDataset, Loaded
 from .errors import DatasetError, option
-from .splits import ALL, SPLITS
 from .transforms import COLORS, check_size
 
-DATASET_NAMES = ("builtin", "paired", "gopro", "lai", "celeba", "lsun")
 LOADERS: dict[str, Callable[..., Loaded]] = {
     "builtin": builtin.load,
     "paired": paired.load,

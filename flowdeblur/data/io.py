@@ -23,6 +23,7 @@ import tifffile
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .choices import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 from .errors import DatasetError
 from .metadata import ImageMetadata, add_png_chunks, pillow_options, read_metadata, upright
 
@@ -35,8 +36,6 @@ _COLOUR_8 = frozenset({"P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"
 _ALPHA = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
-MAX_PIXELS_VARIABLE = "FLOWDEBLUR_MAX_PIXELS"
-DEFAULT_MAX_PIXELS = 100_000_000  # eight 12-megapixel photos; a 100 MP RGB image is 1.2 GB as float32
 _limit: int | None = None
 _pillow_limit = threading.Lock()
 

@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .choices import ALL, SPLITS
 from .dataset import Loaded
 from .errors import DatasetError, listing, report_bad, require_dir
 from .io import IMAGE_SUFFIXES, check_image
 from .sources import FilePairs, Pair
-from .splits import ALL, RATIO, SPLITS, assign_splits, pick, shipped_assignment, split_sizes
+from .splits import RATIO, assign_splits, pick, shipped_assignment, split_sizes
 
 SECTION = "paired-folders"
 EXPECTED = (

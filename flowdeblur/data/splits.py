@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import seeding
+from .choices import SPLITS
 from .errors import DatasetError
 
-SPLITS = ("train", "val", "test")
-ALL = "all"  # every image, unsplit: for scoring a folder of pairs that is not a training set
 RATIO = "8:1:1"
 
 Counts = Callable[[int], dict[str, int]]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError
-from ..model import WaveletUNetFlow
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import WaveletUNetFlow
 
 # name -> what it is for, in one line (docs/models/<name>.md has its card)
 SHIPPED_MODELS = {
@@ -38,6 +41,8 @@ def load_model(model: str | Path | None = None, device: str | torch.device = "cp
 
     The directory is checked (:func:`flowdeblur.preflight.check_model_dir`) before anything is allocated.
     """
+    from ..model import WaveletUNetFlow  # torch and FrEIA: imported by the commands that load a model
+
     directory = resolve_model(model)
     shipped = model is None or (str(model) in SHIPPED_MODELS and not Path(model).is_dir())
     if shipped and not ((directory / CONFIG_NAME).is_file() and (directory / WEIGHTS_NAME).is_file()):

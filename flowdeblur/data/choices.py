@@ -1,0 +1,10 @@
+"""The dataset names, splits and pixel limit the command line declares, in a module that imports nothing.
+
+Kept apart from the loaders so that ``flowdeblur --help`` can list them without importing torch.
+"""
+
+DATASET_NAMES = ("builtin", "paired", "gopro", "lai", "celeba", "lsun")
+SPLITS = ("train", "val", "test")
+ALL = "all"  # every image, unsplit: for scoring a folder of pairs that is not a training set
+MAX_PIXELS_VARIABLE = "FLOWDEBLUR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 100_000_000  # eight 12-megapixel photos; a 100 MP RGB image is 1.2 GB as float32
