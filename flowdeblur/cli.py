@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .checkpoint import CheckpointError
-from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
+from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
 from .data.errors import DatasetError, spelled_as
 from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
 
@@ -96,28 +96,34 @@ def _threads_option(function: Callable) -> Callable:
 
 
 def _run_options(function: Callable) -> Callable:
-    """--device, --tile, --tile-overlap, --batch-size and --progress, turned into ``options: TileOptions``."""
+    """--device, --tile, --max-memory, --tile-overlap, --batch-size, --progress as ``options: TileOptions``."""
 
     @click.option("--device", default="auto", show_default=True,
                   help="A torch device (cpu, cuda, cuda:1, mps), or auto: CUDA if there is one, else the CPU.")
-    @click.option("--tile", default=512, show_default=True, type=click.IntRange(min=16),
-                  help="Images larger than this (pixels per side) are processed in overlapping tiles.")
+    @click.option("--tile", default=None, type=click.IntRange(min=16),
+                  help="Tile side in pixels, overriding --max-memory: larger images go in overlapping tiles.")
+    @click.option("--max-memory", default=DEFAULT_MAX_MEMORY / 2**30, show_default=True,
+                  type=click.FloatRange(min=0.01),
+                  help="GiB a forward pass may use: an image that fits is processed whole, larger ones in the "
+                       "largest tiles that fit.")
     @click.option("--tile-overlap", default=32, show_default=True, type=click.IntRange(min=0),
                   help="Overlap between neighbouring tiles, blended without seams.")
     @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
                   help="Tiles per forward pass.")
     @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when run in a terminal).")
     @functools.wraps(function)
-    def wrapper(device: str, tile: int, tile_overlap: int, batch_size: int, progress: bool | None, **kwargs: Any):
+    def wrapper(device: str, tile: int | None, max_memory: float, tile_overlap: int, batch_size: int,
+                progress: bool | None, **kwargs: Any):
         from .inference import TileOptions, resolve_device
 
-        if 2 * tile_overlap >= tile:
+        if tile is not None and 2 * tile_overlap >= tile:
             raise click.BadParameter(f"must be less than half of --tile ({tile})", param_hint="--tile-overlap")
         try:
             resolved = resolve_device(device)
         except (RuntimeError, ValueError) as error:
             raise click.BadParameter(str(error), param_hint="--device") from error
-        options = TileOptions(tile=tile, overlap=tile_overlap, batch_size=batch_size, device=resolved)
+        options = TileOptions(tile=tile, overlap=tile_overlap, batch_size=batch_size, device=resolved,
+                              max_memory=int(max_memory * 2**30))
         show = sys.stderr.isatty() if progress is None else progress
         return function(options=options, progress=show, **kwargs)
 

@@ -231,7 +231,8 @@ def evaluation_context(
         "parameters": model.parameter_counts()["total"],
         "dataset": dict(dataset_description),
         "protocol": PROTOCOL,
-        "tiling": {"tile": options.tile, "overlap": options.overlap, "device": str(options.device)},
+        "tiling": {"tile": options.tile, "max_memory": options.max_memory, "overlap": options.overlap,
+                   "device": str(options.device)},
         "flowdeblur_version": __version__,
     }
 

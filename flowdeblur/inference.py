@@ -16,22 +16,40 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .config import UMLINConfig
 from .data import DatasetError, ImageInfo, read_image_with_info, write_image
+from .data.choices import DEFAULT_MAX_MEMORY
 from .data.io import IMAGE_SUFFIXES
 from .model import WaveletUNetFlow
-from .tiling import process_tiled, tile_grid
+from .tiling import largest_tile, process_tiled, tile_grid
 
 OUTPUT_SUFFIX = ".png"
 
 
+def forward_bytes_per_pixel(config: UMLINConfig) -> float:
+    """Peak working memory of one float32 forward pass per input pixel, so tiles can be sized to a budget.
+
+    A linear fit to peak resident memory measured on a CPU (docs/benchmarks.md, "Memory per pixel"): the peak
+    is where the level-1 transfer net or coupling subnet holds its hidden activations (a quarter of the
+    pixels each), plus the images and latents; rounded up by a quarter for safety.
+    """
+    hidden = max(4.5 * config.transfer_hidden_channels, 2.5 * config.hidden_channels)
+    return 1.25 * (32 * config.channels + hidden)
+
+
 @dataclass(frozen=True)
 class TileOptions:
-    """How a large image is cut: tile side and overlap in pixels, tiles per forward pass, and the device."""
+    """How a large image is cut: tile side and overlap in pixels, tiles per forward pass, device, memory budget.
 
-    tile: int = 512
+    With ``tile=None`` the tile is the largest whose forward passes fit ``max_memory`` bytes (an image that fits
+    is processed whole, so no overlap is computed twice); a ``tile`` given overrides the budget.
+    """
+
+    tile: int | None = None
     overlap: int = 32
     batch_size: int = 4
     device: torch.device = torch.device("cpu")
+    max_memory: int = DEFAULT_MAX_MEMORY
 
 
 def available_devices() -> list[str]:
@@ -60,9 +78,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def tile_side(model: WaveletUNetFlow, height: int, width: int, options: TileOptions) -> int:
+    """The tile side :func:`deblur_image` uses for an image of this size: ``options.tile``, or the budget's."""
+    if options.tile is not None:
+        return options.tile
+    per_pixel = forward_bytes_per_pixel(model.config)
+    align = 2**model.config.levels
+    return largest_tile(height, width, per_pixel, options.max_memory, options.batch_size, options.overlap, align)
+
+
 def tile_count(model: WaveletUNetFlow, height: int, width: int, options: TileOptions) -> int:
     """How many tiles :func:`deblur_image` cuts an image of this size into."""
-    return len(tile_grid(height, width, options.tile, options.overlap, align=2**model.config.levels))
+    tile = tile_side(model, height, width, options)
+    return len(tile_grid(height, width, tile, options.overlap, align=2**model.config.levels))
 
 
 def as_model_input(batch: Tensor) -> Tensor:
@@ -89,7 +117,7 @@ def deblur_image(
     restored = process_tiled(
         function,
         colour,
-        tile=options.tile,
+        tile=tile_side(model, *colour.shape[-2:], options),
         overlap=options.overlap,
         batch_size=options.batch_size,
         align=2**model.config.levels,

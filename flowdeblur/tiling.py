@@ -59,6 +59,26 @@ def tile_grid(height: int, width: int, tile: int, overlap: int, align: int = 1) 
     return TileGrid(tile_spans(height, tile, overlap, align), tile_spans(width, tile, overlap, align))
 
 
+def largest_tile(
+    height: int, width: int, bytes_per_pixel: float, budget: int, batch_size: int = 1, overlap: int = 0, align: int = 1
+) -> int:
+    """The largest tile side whose forward passes fit ``budget`` bytes, at ``bytes_per_pixel`` of a tile.
+
+    A pass holds up to ``batch_size`` tiles (fewer when the image has fewer), each as large as its spans make
+    it; an image that fits whole comes back as one tile (its longer side). Sides go down in steps of ``align``
+    and never below ``2 * overlap + align``, the smallest tile that still advances.
+    """
+    smallest = 2 * overlap + align
+    side = max(height, width, smallest)
+    while side > smallest:
+        grid = tile_grid(height, width, side, overlap, align)
+        tile_pixels = max(b - a for a, b in grid.rows) * max(b - a for a, b in grid.cols)
+        if min(batch_size, len(grid)) * tile_pixels * bytes_per_pixel <= budget:
+            return side
+        side = (side - 1) // align * align
+    return smallest
+
+
 def blend_window(span: tuple[int, int], length: int, overlap: int) -> Tensor:
     """1-D weights of one tile: 1 inside, a raised-cosine ramp over ``overlap`` pixels on each side shared
     with a neighbour (none at the image border). Values stay > 0, so every pixel has weight."""

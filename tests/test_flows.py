@@ -166,3 +166,39 @@ def test_level_flow_works_at_any_size():
 def test_level_flow_rejects_a_single_channel():
     with pytest.raises(ValueError, match="at least 2 channels"):
         build_level_flow(1)
+
+
+def _conv1x1_outputs(module, x):
+    return [module([x], rev=rev)[0][0] for rev in (False, True)]
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_conv1x1_cache_gives_the_uncached_outputs_and_follows_parameter_updates(context):
+    module = _module(InvertibleConv1x1, (5, 4, 4), torch.float32)
+    x = torch.randn(2, 5, 4, 4)
+    with torch.enable_grad():
+        uncached = _conv1x1_outputs(module, x)
+    with context():
+        first, second = _conv1x1_outputs(module, x), _conv1x1_outputs(module, x)
+    assert module._cache
+    for fresh, reused, expected in zip(first, second, uncached, strict=True):
+        assert torch.equal(fresh, reused)
+        torch.testing.assert_close(fresh, expected, atol=1e-5, rtol=0)
+    perturb_parameters(module, scale=0.3, seed=1)  # an in-place update, as an optimiser step makes
+    with torch.enable_grad():
+        updated = _conv1x1_outputs(module, x)
+    with context():
+        for cached, expected in zip(_conv1x1_outputs(module, x), updated, strict=True):
+            torch.testing.assert_close(cached, expected, atol=1e-5, rtol=0)
+
+
+def test_conv1x1_gradients_after_an_inference_call_are_those_of_a_fresh_module():
+    module, fresh = (_module(InvertibleConv1x1, (5, 4, 4), torch.float32) for _ in range(2))
+    x = torch.randn(2, 5, 4, 4)
+    with torch.inference_mode():
+        _conv1x1_outputs(module, x)
+    for net in (module, fresh):
+        for out in _conv1x1_outputs(net, x):
+            out.square().sum().backward()
+    for used, unused in zip(module.parameters(), fresh.parameters(), strict=True):
+        assert used.grad is not None and torch.equal(used.grad, unused.grad)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from flowdeblur.inference import TileOptions, deblur_image
-from flowdeblur.tiling import blend_window, process_tiled, tile_grid, tile_spans
+from flowdeblur.inference import TileOptions, deblur_image, forward_bytes_per_pixel, tile_count, tile_side
+from flowdeblur.tiling import blend_window, largest_tile, process_tiled, tile_grid, tile_spans
 from tests.cli_helpers import tiny_model
 
 
@@ -71,3 +71,43 @@ def test_alpha_is_passed_through_and_gray_stays_gray():
     gray_alpha = deblur_image(model, rgba[:2], TileOptions())
     assert gray_alpha.shape == (2, 40, 44)
     torch.testing.assert_close(gray_alpha[1], rgba[1])
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "batch_size"), [(150, 200, 1), (150, 200, 4), (1000, 37, 2), (720, 1280, 4)]
+)
+def test_the_largest_tile_fits_the_budget_and_one_step_larger_does_not(height, width, batch_size):
+    per_pixel, budget, overlap, align = 400.0, 20_000 * 400, 16, 8
+    side = largest_tile(height, width, per_pixel, budget, batch_size, overlap, align)
+    grid = tile_grid(height, width, side, overlap, align)
+    pixels = max(b - a for a, b in grid.rows) * max(b - a for a, b in grid.cols)
+    assert min(batch_size, len(grid)) * pixels * per_pixel <= budget and side % align == 0
+    bigger = tile_grid(height, width, side + align, overlap, align)
+    bigger_pixels = max(b - a for a, b in bigger.rows) * max(b - a for a, b in bigger.cols)
+    assert min(batch_size, len(bigger)) * bigger_pixels * per_pixel > budget
+
+
+def test_budget_tiling_is_whole_image_when_it_fits_and_tiles_otherwise():
+    model = tiny_model()
+    per_pixel = forward_bytes_per_pixel(model.config)
+    fits = TileOptions(max_memory=int(150 * 200 * per_pixel))
+    assert tile_side(model, 150, 200, fits) == 200 and tile_count(model, 150, 200, fits) == 1
+    tight = TileOptions(max_memory=int(72 * 72 * per_pixel), overlap=24, batch_size=1)
+    assert tile_count(model, 150, 200, tight) > 1 and tile_side(model, 150, 200, tight) <= 72
+    assert tile_side(model, 150, 200, TileOptions(tile=48, max_memory=fits.max_memory)) == 48  # explicit override
+    image = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 150, 200), 5, 1, 2)[0]
+    with torch.inference_mode():
+        whole = model(image[None])[0]
+    torch.testing.assert_close(deblur_image(model, image, fits), whole, atol=1e-5, rtol=0)
+    difference = (deblur_image(model, image, tight) - whole).abs()
+    assert difference.max() < 4 / 255 and difference.mean() < 0.5 / 255
+
+
+def test_inference_mode_gives_the_outputs_of_no_grad_and_of_autograd():
+    model = tiny_model()
+    image = torch.rand(2, 3, 45, 67)
+    with torch.inference_mode():
+        fast = model(image)
+    with torch.no_grad():
+        torch.testing.assert_close(fast, model(image), atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast, model(image).detach(), atol=1e-5, rtol=0)

@@ -17,6 +17,9 @@ class InvertibleConv1x1(InvertibleModule):
     learned. The log-det is exact and cheap: ``H * W * sum(log|s|)`` for an H x W input. W starts as a
     random rotation drawn from torch's global generator (seed it for reproducibility). The map always
     runs in float32 or wider, also under autocast, so that mixed precision cannot break invertibility.
+    With gradients off (``torch.no_grad``, ``torch.inference_mode``) W and its inverse are cached, and rebuilt
+    only when L, U or log|s| change (their storage or version counter: writes through ``.data`` go unseen); with
+    gradients on they are rebuilt every call, so training and its gradients are untouched.
 
     Example:
         >>> from FrEIA.framework import InputNode, Node, OutputNode, GraphINN
@@ -45,6 +48,7 @@ class InvertibleConv1x1(InvertibleModule):
         self.lower = nn.Parameter(lower.float())
         self.upper = nn.Parameter(upper.float() * upper_mask)
         self.log_s = nn.Parameter(diagonal.abs().log().float())
+        self._cache: dict[tuple[torch.dtype, bool], tuple[tuple[object, ...], Tensor]] = {}
 
     def weight(self) -> Tensor:
         """The C x C matrix W, assembled from its LU factors."""
@@ -52,15 +56,33 @@ class InvertibleConv1x1(InvertibleModule):
         upper = self.upper * self.upper_mask + torch.diag(self.sign_s * torch.exp(self.log_s))
         return self.permutation @ lower @ upper
 
+    def _factors_key(self) -> tuple[object, ...] | None:
+        """What identifies the current L, U and log|s| (storage, version, device), or None if not trackable."""
+        factors = (self.lower, self.upper, self.log_s)
+        if any(factor.is_inference() for factor in factors):
+            return None  # inference tensors have no version counter
+        return tuple((factor.data_ptr(), factor._version, factor.device, factor.dtype) for factor in factors)
+
+    def _matrix(self, dtype: torch.dtype, rev: bool) -> Tensor:
+        """W (or W^-1 when ``rev``) in ``dtype``; cached while gradients are off, so inference skips the LU work."""
+        key = self._factors_key() if not torch.is_grad_enabled() else None
+        cached = self._cache.get((dtype, rev))
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        weight = self.weight().to(dtype)
+        if rev:
+            weight = torch.linalg.inv(weight)
+        if key is not None:
+            self._cache[(dtype, rev)] = (key, weight)
+        return weight
+
     def forward(
         self, x: Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
         (inp,) = x
         with torch.autocast(device_type=inp.device.type, enabled=False):
             dtype = torch.promote_types(inp.dtype, torch.float32)
-            weight = self.weight().to(dtype)
-            if rev:
-                weight = torch.linalg.inv(weight)
+            weight = self._matrix(dtype, rev)
             out = F.conv2d(inp.to(dtype), weight[:, :, None, None])
             log_det = (self.log_s.to(dtype).sum() * inp[0, 0].numel()).expand(inp.shape[0])
         return (out,), -log_det if rev else log_det
