@@ -227,9 +227,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return {**result, "peak_memory_mb": peak_memory_mb(device)}
 
 
-def in_subprocess(group: list[dict[str, Any]], threads: int) -> list[dict[str, Any]]:
-    """Run cases one after the other in a fresh Python process; a case alone in its process has its own peak."""
-    command = [sys.executable, __file__, "--threads", str(threads), "--cases", json.dumps(group)]
+def in_subprocess(group: Any, threads: int, script: str = __file__, option: str = "--cases") -> Any:
+    """Run ``script`` on cases in a fresh Python process; a case alone in its process has its own peak."""
+    command = [sys.executable, script, "--threads", str(threads), option, json.dumps(group)]
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT)]
     if process.returncode != 0 or not lines:

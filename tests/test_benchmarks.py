@@ -36,6 +36,16 @@ def run_quick(script: str, output: Path) -> str:
     return process.stdout
 
 
+def quick_document(script: str, tmp_path: Path, keys: set[str]) -> tuple[str, dict]:
+    """Run ``script --quick``, check it printed a Markdown table and wrote JSON with ``keys``; (stdout, JSON)."""
+    output = tmp_path / script.replace(".py", ".json")
+    stdout = run_quick(script, output)
+    assert_markdown_table(stdout)
+    document = json.loads(output.read_text(encoding="utf-8"))
+    assert keys <= set(document)
+    return stdout, document
+
+
 def assert_markdown_table(text: str) -> None:
     lines = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(lines) >= 3, text
@@ -44,10 +54,7 @@ def assert_markdown_table(text: str) -> None:
 
 @pytest.mark.slow
 def test_quality_quick_run_prints_a_table_and_writes_every_method(tmp_path):
-    stdout = run_quick("quality.py", tmp_path / "quality.json")
-    assert_markdown_table(stdout)
-    document = json.loads((tmp_path / "quality.json").read_text(encoding="utf-8"))
-    assert {"machine", "settings", "protocols", "table"} <= set(document)
+    stdout, document = quick_document("quality.py", tmp_path, {"machine", "settings", "protocols", "table"})
     assert set(document["protocols"]) == PROTOCOLS
     for protocol in document["protocols"].values():
         assert set(protocol["methods"]) == METHODS
@@ -98,10 +105,7 @@ def test_the_table_has_a_row_per_method_and_two_columns_per_protocol_with_an_exa
 
 @pytest.mark.slow
 def test_speed_quick_run_prints_tables_and_writes_every_case(tmp_path):
-    stdout = run_quick("speed.py", tmp_path / "speed.json")
-    assert_markdown_table(stdout)
-    document = json.loads((tmp_path / "speed.json").read_text(encoding="utf-8"))
-    assert {"machine", "settings", "results", "table", "shares_table"} <= set(document)
+    _, document = quick_document("speed.py", tmp_path, {"machine", "settings", "results", "table", "shares_table"})
     kinds = {(entry["case"]["kind"], entry["case"]["dtype"]) for entry in document["results"]}
     assert kinds == {("train", "fp32"), ("train", "bf16"), ("infer", "fp32"), ("infer", "bf16")}
     for entry in document["results"]:
@@ -109,3 +113,12 @@ def test_speed_quick_run_prints_tables_and_writes_every_case(tmp_path):
         assert ("images_per_second" if entry["case"]["kind"] == "train" else "megapixels_per_second") in entry
     shares = [entry["shares"] for entry in document["results"] if "shares" in entry]
     assert shares and all(sum(share.values()) == pytest.approx(1.0, abs=0.02) for share in shares)
+
+
+@pytest.mark.slow
+def test_memory_quick_run_prints_a_table_and_writes_both_modes_per_depth(tmp_path):
+    _, document = quick_document("memory.py", tmp_path, {"machine", "settings", "results", "table"})
+    modes = {(entry["case"]["steps"], entry["case"]["memory_saving"]) for entry in document["results"]}
+    assert modes == {(steps, saving) for steps in document["settings"]["steps"] for saving in (False, True)}
+    for entry in document["results"]:
+        assert entry["peak_memory_mb"] > 0 and entry["seconds_per_step"] > 0 and entry["training_mb"] >= 0

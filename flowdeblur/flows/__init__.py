@@ -5,11 +5,13 @@
 - :class:`HaarWavelet`, :class:`WaveletPyramid`, :class:`HaarDownsampling` — orthonormal Haar analysis
   and synthesis (log-det 0), multi-level with pad-and-crop, and as a FrEIA module.
 - :func:`build_level_flow`, :class:`CouplingSubnet` — one level's conditional GraphINN.
+- :class:`MemorySavingChain` — a chain of blocks that backpropagates by inversion, in memory independent of depth.
 """
 
 from .actnorm import ActNorm
 from .conv1x1 import InvertibleConv1x1
 from .level import CouplingSubnet, build_level_flow, subnet_factory
+from .memory import MemorySavingChain
 from .wavelet import HaarDownsampling, HaarWavelet, WaveletPyramid
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "HaarDownsampling",
     "HaarWavelet",
     "InvertibleConv1x1",
+    "MemorySavingChain",
     "WaveletPyramid",
     "build_level_flow",
     "subnet_factory",

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .actnorm import ActNorm
 from .conv1x1 import InvertibleConv1x1
+from .memory import MemorySavingChain
 
 
 class CouplingSubnet(nn.Sequential):
@@ -52,13 +53,16 @@ def build_level_flow(
     kernel_size: int = 5,
     hidden_channels: int = 64,
     clamp: float = 2.0,
-) -> GraphINN:
+    memory_saving: bool = False,
+) -> GraphINN | MemorySavingChain:
     """K flow steps of ActNorm -> InvertibleConv1x1 -> GLOWCouplingBlock on (channels, H, W) tensors.
 
     With ``condition_channels > 0`` every coupling also sees a condition image of that many channels at
     the same resolution (Wavelet Flow's p(detail | low-pass)); call it as ``flow(x, c=[low])``. The graph
     works at any spatial size: every block takes its log-det from the tensor it receives, so the 1 x 1
-    spatial dims declared to FrEIA are only placeholders.
+    spatial dims declared to FrEIA are only placeholders. With ``memory_saving`` the same blocks come as a
+    :class:`MemorySavingChain`: same outputs, same call and same state-dict keys, but training memory that
+    does not grow with ``steps`` (inputs are recomputed by inversion in the backward pass).
 
     Example:
         >>> flow = build_level_flow(channels=3, condition_channels=1, steps=2, hidden_channels=16)
@@ -82,4 +86,5 @@ def build_level_flow(
             )
         )
     nodes.append(OutputNode(nodes[-1], name="output"))
-    return GraphINN(nodes + conditions)
+    graph = GraphINN(nodes + conditions)
+    return MemorySavingChain.from_graph(graph) if memory_saving else graph
