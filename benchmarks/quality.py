@@ -60,6 +60,7 @@ from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.baselines import BASELINES, tune
 from flowdeblur.data import BlurMixture, BlurSpec, DeblurDataset, build_dataset
 from flowdeblur.data.blur import Blur
+from flowdeblur.data.factory import BUILTIN_GRID
 from flowdeblur.demo import DEMO_LEARNING_RATES
 from flowdeblur.inference import resolve_device
 from flowdeblur.metrics import PSNR_CAP, image_scores
@@ -82,7 +83,7 @@ LEARNED_BASELINES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
     "NAFNet-style": ("NAFNet-style", nafnet_with_parameters),
 }
 ABLATION_PROTOCOL = "gaussian3"
-TEST_CROP = 128  # the built-in set's grid cell: 24 test and 24 val crops, training windows inside training cells
+TEST_CROP = BUILTIN_GRID  # the built-in set's grid cell: 24 test and 24 val crops, training windows in training cells
 PAPER_SHARES = (0.2, 0.2, 0.6, 0.0)  # of the budget for stages 1, 2, 3 (and the joint stage)
 TWO_STAGES = (0.5, 0.5, 0.0, 0.0)  # the paper's rows without stage 3
 JOINT_ONLY = (0.0, 0.0, 0.0, 1.0)  # end to end from the shared-codec start

@@ -143,9 +143,15 @@ class WaveletUNetFlow(nn.Module):
         flows = self._check_branch(branch)
         if len(latents) != self.config.levels:
             raise ValueError(f"expected {self.config.levels} latents (one per level), got {len(latents)}")
+        return self._synthesis(flows, lambda level, low: latents[level], coarsest, size)
+
+    def _synthesis(
+        self, flows: nn.ModuleList, latent_at: Callable[[int, Tensor], Tensor], coarsest: Tensor, size: tuple[int, int]
+    ) -> Tensor:
+        """Invert ``flows`` coarse to fine from x^(L); ``latent_at(l, x̂^(l))`` gives level l's latent (Eq. 8, 9)."""
         low = coarsest
         for level in reversed(range(self.config.levels)):
-            detail, _ = flows[level](latents[level], c=[low], rev=True)
+            detail, _ = flows[level](latent_at(level, low), c=[low], rev=True)
             low = self.wavelet.haar.synthesis(low, detail)
         return low[..., : size[0], : size[1]]
 
@@ -160,14 +166,13 @@ class WaveletUNetFlow(nn.Module):
         Level l's transfer net sees x̃^(l) (``transfer_context="blurry"``, the paper), or x̂^(l) just rebuilt from
         the coarser levels (``"restored"``); either way the sharp branch's INN inverts ẑ^(l) given x̂^(l).
         """
-        flows, restored_context = self.flows["sharp"], self.config.transfer_context == "restored"
-        low = blurry.coarsest
-        for level in reversed(range(self.config.levels)):
+        restored_context = self.config.transfer_context == "restored"
+
+        def transferred(level: int, low: Tensor) -> Tensor:
             context = low if restored_context else blurry.lowpasses[level]
-            z_hat = self.transfer[level](blurry.latents[level], context)
-            detail, _ = flows[level](z_hat, c=[low], rev=True)
-            low = self.wavelet.haar.synthesis(low, detail)
-        return low[..., : blurry.size[0], : blurry.size[1]]
+            return self.transfer[level](blurry.latents[level], context)
+
+        return self._synthesis(self.flows["sharp"], transferred, blurry.coarsest, blurry.size)
 
     @torch.no_grad()
     def initialize(self, blurry: Tensor, sharp: Tensor) -> None:
