@@ -205,9 +205,14 @@ def scores(restore: Restorer, test: list[Triple]) -> dict[str, float]:
 
 @torch.inference_mode()
 def model_scores(model: torch.nn.Module, test: list[Triple], device: torch.device) -> dict[str, float]:
-    """Scores of a network that maps a blurry batch to a deblurred one (clipped to [0, 1])."""
+    """Scores of a network that maps a blurry batch to a deblurred one (clipped to [0, 1]).
+
+    The test batches are Y channels: UML-IN takes them through its networks' own map (``restore``), since
+    calling it would read a 1-channel batch as a gray image.
+    """
     model.eval().to(device)
-    return scores(lambda batch: model(batch.to(device)).clamp(0.0, 1.0), test)
+    network = model.restore if isinstance(model, WaveletUNetFlow) else model
+    return scores(lambda batch: network(batch.to(device)).clamp(0.0, 1.0), test)
 
 
 def classical_results(val: list[Triple], test: list[Triple]) -> dict[str, dict[str, Any]]:

@@ -50,7 +50,7 @@ from common import (
 from flowdeblur import WaveletUNetFlow
 from flowdeblur.color import rgb_to_y
 from flowdeblur.data import BlurSpec
-from flowdeblur.flows.level import CouplingSubnet
+from flowdeblur.flows import CouplingSubnet, HaarWavelet
 from flowdeblur.inference import TileOptions, deblur_image
 from flowdeblur.train.schedule import stage_optimizer
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
@@ -118,10 +118,11 @@ class PartTimer:
     @contextlib.contextmanager
     def attached(self, model: WaveletUNetFlow) -> Iterator[None]:
         """Time the Haar transforms, every coupling subnet and every transfer net of ``model`` while inside."""
-        haar = model.wavelet.haar
-        targets: list[tuple[Any, str, str]] = [(haar, "analysis", "wavelet"), (haar, "synthesis", "wavelet")]
+        targets: list[tuple[Any, str, str]] = []
         for module in model.modules():
-            if isinstance(module, CouplingSubnet):
+            if isinstance(module, HaarWavelet):
+                targets += [(module, "analysis", "wavelet"), (module, "synthesis", "wavelet")]
+            elif isinstance(module, CouplingSubnet):
                 targets.append((module, "forward", "coupling subnets"))
             elif isinstance(module, TransferNet):
                 targets.append((module, "forward", "transfer nets"))

@@ -6,13 +6,7 @@ The public names are imported from their modules on first use, so that ``import 
 
 from __future__ import annotations
 
-import warnings
-
 from .lazy import lazy_getattr
-
-# pytorch-wavelets 1.3 imports pkg_resources, which warns on every import; the warning is not ours to fix.
-# Set here, so it holds for every import of a flowdeblur module, whichever comes first.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
 __version__ = "0.1.0"
 

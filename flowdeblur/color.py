@@ -2,6 +2,8 @@
 
 Y = 16/255 + (65.481 R + 128.553 G + 24.966 B) / 255, so Y lies in [16/255, 235/255]. Used by the model
 (which works on Y by default), the datasets and the metrics alike, so every part agrees on what "Y" is.
+:func:`image_to_channels` and :func:`channels_to_image` are the one colour layer between images (gray or RGB)
+and a model's channels (Y or RGB).
 """
 
 from __future__ import annotations
@@ -64,3 +66,29 @@ def replace_luma(rgb: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Put a new Y channel into an RGB image, keeping its Cb/Cr: how a Y-channel result becomes RGB again."""
     ycbcr = rgb_to_ycbcr(rgb)
     return ycbcr_to_rgb(torch.cat([y, ycbcr[..., 1:, :, :]], dim=-3))
+
+
+def y_to_gray(y: torch.Tensor) -> torch.Tensor:
+    """Exact inverse of :func:`gray_to_y`: the gray image whose luma is ``y``."""
+    return (y - 16.0 / 255.0) * (255.0 / 219.0)
+
+
+def image_to_channels(image: torch.Tensor, color: str) -> torch.Tensor:
+    """Images (..., 1 gray or 3 RGB, H, W) as a model of colour ``color`` sees them: BT.601 Y ("y") or RGB ("rgb").
+
+    A gray image is the RGB image with R = G = B, so a Y model sees its true luma and an RGB model three equal channels.
+    """
+    channels = image.shape[-3]
+    if channels not in (1, 3):
+        raise ValueError(f"expected a gray (1 channel) or RGB (3 channels) image, got shape {tuple(image.shape)}")
+    if color == "y":
+        return to_luma(image)
+    return image.expand(*image.shape[:-3], 3, *image.shape[-2:]) if channels == 1 else image
+
+
+def channels_to_image(result: torch.Tensor, image: torch.Tensor, color: str) -> torch.Tensor:
+    """Undo :func:`image_to_channels` for a model's ``result`` on ``image``: a new Y keeps the input's Cb/Cr."""
+    gray = image.shape[-3] == 1
+    if color == "y":
+        return y_to_gray(result) if gray else replace_luma(image, result)
+    return result.mean(dim=-3, keepdim=True) if gray else result

@@ -34,9 +34,13 @@ class UMLINConfig:
         transfer_kernel_size: kernel of the transfer nets' convolutions.
         transfer_dilation: dilation growth d: the transfer nets' residual block b dilates by d^b (paper: 1).
         transfer_context: low-pass that conditions level l's transfer net: "blurry" x̃^(l) (paper) or "restored" x̂^(l).
+        shared_codec: one wavelet flow encodes blurry and decodes sharp images (paper: two, one per branch).
+        memory_saving: the INNs backpropagate by inversion, in memory that does not grow with ``steps``.
 
     A dilation of 2 doubles the receptive field with each block, for blur wider than a few pixels. The "restored"
     context is the low-pass already deblurred by the coarser levels, so each level sees what the coarser ones did.
+A shared codec halves the INNs' parameters and makes the U the identity wherever the transfer nets are. Memory
+saving changes neither results nor weights, only how training memory and time trade (docs/flows.md).
 
     ``UMLINConfig()`` is the paper's architecture; :data:`PRESETS` names the others flowdeblur ships.
     """
@@ -52,6 +56,8 @@ class UMLINConfig:
     transfer_kernel_size: int = 3
     transfer_dilation: int = 1
     transfer_context: TransferContext = "blurry"
+    shared_codec: bool = False
+    memory_saving: bool = False
 
     def __post_init__(self) -> None:
         """Check each field's type (from its annotation), then the ranges; one ValueError naming the field."""

@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .checkpoint import atomic_write
+from .color import image_to_channels
 from .data import DatasetError, write_image
-from .inference import TileOptions, as_model_input, deblur_image
+from .inference import TileOptions, deblur_image
 from .metrics import METRICS, PSNR_CAP, SCORE_SPACES, image_scores, mean_scores
 from .model import WaveletUNetFlow
 
@@ -100,11 +101,12 @@ def latent_sparsity(
     model: WaveletUNetFlow, blurry: Tensor, sharp: Tensor, device: torch.device
 ) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[Tensor]]]:
     """Per-level statistics of z̃, ẑ and z for one (blurry, sharp) pair, and each level's mean-|z| map."""
-    encoded = model.encode(as_model_input(blurry[None].to(device)), "blur")
+    color = model.config.color
+    encoded = model.encode(image_to_channels(blurry[None].to(device), color), "blur")
     latents = {
         "blurry": encoded.latents,
         "transferred": model.transfer_latents(encoded),
-        "sharp": model.encode(as_model_input(sharp[None].to(device)), "sharp").latents,
+        "sharp": model.encode(image_to_channels(sharp[None].to(device), color), "sharp").latents,
     }
     stats = {kind: [level_stats(level, z) for level, z in enumerate(zs, start=1)] for kind, zs in latents.items()}
     maps = {kind: [z.abs().mean(dim=1)[0].float().cpu() for z in zs] for kind, zs in latents.items()}

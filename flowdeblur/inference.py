@@ -1,7 +1,8 @@
 """Deblurring images and image files: any size (tiled), gray or RGB, 8 or 16 bits, written atomically.
 
-A gray image is deblurred as the RGB image with R = G = B, so a Y model sees its true BT.601 luma and an RGB
-model its three equal channels; the result is gray again. Outputs are PNG (lossless, 8 or 16 bits, gray or
+The model's colour layer (``flowdeblur.color.image_to_channels``) deblurs a gray image as the RGB image with
+R = G = B, so a Y model sees its true BT.601 luma and an RGB model its three equal channels; the result is gray
+again. Outputs are PNG (lossless, 8 or 16 bits, gray or
 RGB as the input was, with its ICC profile and EXIF tags), so deblurring never adds compression artefacts.
 """
 
@@ -93,11 +94,6 @@ def tile_count(model: WaveletUNetFlow, height: int, width: int, options: TileOpt
     return len(tile_grid(height, width, tile, options.overlap, align=2**model.config.levels))
 
 
-def as_model_input(batch: Tensor) -> Tensor:
-    """A batch as the model takes it: gray (N, 1, H, W) becomes RGB with R = G = B, RGB stays."""
-    return batch.expand(-1, 3, -1, -1) if batch.shape[1] == 1 else batch
-
-
 @torch.inference_mode()
 def deblur_image(
     model: WaveletUNetFlow, image: Tensor, options: TileOptions, on_tile: Callable[[int], None] | None = None
@@ -110,12 +106,8 @@ def deblur_image(
         raise ValueError(f"expected a gray or RGB image (C, H, W), C in 1..4 with alpha, got {tuple(image.shape)}")
     colour, alpha = (image[:-1], image[-1:]) if image.shape[0] in (2, 4) else (image, None)
 
-    def function(batch: Tensor) -> Tensor:
-        restored = model(as_model_input(batch))
-        return restored.mean(dim=1, keepdim=True) if batch.shape[1] == 1 else restored
-
     restored = process_tiled(
-        function,
+        model,
         colour,
         tile=tile_side(model, *colour.shape[-2:], options),
         overlap=options.overlap,

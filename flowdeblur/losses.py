@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-_LOG_2PI = math.log(2.0 * math.pi)
+from .flows.wavelet_flow import gaussian_log_likelihood
 
 
 def _wide(t: Tensor) -> Tensor:
@@ -24,14 +24,10 @@ def gaussian_nll_bits_per_dim(latents: Sequence[Tensor], log_dets: Sequence[Tens
 
     Sums over levels (a branch's latents and the log-dets of its INNs); D is the total number of latent
     dimensions, so values are comparable across image sizes. Continuous densities can give negative bits.
+    The same quantity as :meth:`flowdeblur.flows.Encoding.bits_per_dim`, averaged over the batch.
     """
-    if len(latents) != len(log_dets) or not latents:
-        raise ValueError("need one log-det per latent, and at least one level")
     dims = sum(z[0].numel() for z in latents)
-    half_sq = sum(_wide(z).square().flatten(1).sum(1) for z in latents) * 0.5
-    log_det = sum(_wide(ld) for ld in log_dets)
-    nll = half_sq + 0.5 * dims * _LOG_2PI - log_det
-    return (nll / (dims * math.log(2.0))).mean()
+    return (-gaussian_log_likelihood(latents, log_dets) / (dims * math.log(2.0))).mean()
 
 
 def latent_l1(latents: Sequence[Tensor]) -> Tensor:

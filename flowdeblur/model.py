@@ -8,7 +8,6 @@ sharp ones (Eq. 7); synthesis runs the sharp branch backwards from the coarsest 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +15,18 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoint import CheckpointError, read_model_dir, save_model_dir
-from .color import replace_luma, rgb_to_y
+from .color import channels_to_image, image_to_channels
 from .config import UMLINConfig
-from .flows import WaveletPyramid, build_level_flow
+from .flows import Encoding, WaveletFlow, build_level_flow
 from .transfer import TransferNet
 
 BRANCHES = ("blur", "sharp")
+SHARED = "shared"
 
 FlowFactory = Callable[[UMLINConfig, int], nn.Module]
 TransferFactory = Callable[[UMLINConfig, int], nn.Module]
+
+__all__ = ["BRANCHES", "Encoding", "WaveletUNetFlow", "default_flow_factory", "default_transfer_factory"]
 
 
 def default_flow_factory(config: UMLINConfig, level: int) -> nn.Module:
@@ -36,6 +38,7 @@ def default_flow_factory(config: UMLINConfig, level: int) -> nn.Module:
         kernel_size=config.kernel_size,
         hidden_channels=config.hidden_channels,
         clamp=config.clamp,
+        memory_saving=config.memory_saving,
     )
 
 
@@ -51,28 +54,14 @@ def default_transfer_factory(config: UMLINConfig, level: int) -> nn.Module:
     )
 
 
-@dataclass
-class Encoding:
-    """What one branch's analysis produces, finest level first: z^(l), log|det J^(l)|, x^(l) for l = 1..L."""
-
-    latents: list[Tensor]
-    log_dets: list[Tensor]
-    lowpasses: list[Tensor]
-    size: tuple[int, int]
-
-    @property
-    def coarsest(self) -> Tensor:
-        """x^(L), the low-pass that the U's skip connection carries across (Eq. 8)."""
-        return self.lowpasses[-1]
-
-
 class WaveletUNetFlow(nn.Module):
-    """UML-IN: L levels x two branches (blur, sharp) of per-level INNs, plus one transfer net per level.
+    """UML-IN: two wavelet flows (:class:`~flowdeblur.flows.WaveletFlow`; one if shared) and a transfer net per level.
 
-    ``model(blurry)`` deblurs a batch (N, C, H, W) in [0, 1] of any size H, W >= 1. A Y model takes
-    1-channel input as the Y channel itself, and 3-channel input as RGB: it deblurs the Y channel and
-    keeps the input's Cb/Cr. Per-level INNs and transfer nets come from the factories it is handed
-    (``factory(config, level) -> nn.Module``), the paper's by default.
+    The networks map tensors of the model's channels (1 for a Y model: BT.601 luma; 3 for RGB) to the same:
+    :meth:`encode`, :meth:`synthesize` and :meth:`restore`. ``model(images)`` deblurs images as ``flowdeblur
+    deblur`` does, through the colour layer (:func:`~flowdeblur.color.image_to_channels`): gray or RGB in [0, 1],
+    any size H, W >= 1, a Y model keeping the input's Cb/Cr. Per-level INNs and transfer nets come from the
+    factories it is handed (``factory(config, level) -> nn.Module``), the paper's by default.
 
     Example:
         >>> model = WaveletUNetFlow(UMLINConfig(steps=1, hidden_channels=8))
@@ -87,73 +76,36 @@ class WaveletUNetFlow(nn.Module):
         transfer_factory: TransferFactory = default_transfer_factory,
     ):
         super().__init__()
-        self.config = config or UMLINConfig()
+        self.config = config = config or UMLINConfig()
         self.metadata: dict[str, Any] = {}
-        levels = range(self.config.levels)
-        self.wavelet = WaveletPyramid(self.config.levels)
-        self.flows = nn.ModuleDict(
-            {branch: nn.ModuleList(flow_factory(self.config, level) for level in levels) for branch in BRANCHES}
-        )
-        self.transfer = nn.ModuleList(transfer_factory(self.config, level) for level in levels)
 
-    # -- colour ---------------------------------------------------------------------------------------
-    def to_working(self, image: Tensor) -> Tensor:
-        """The channels the networks see: Y of an RGB input for a Y model, the input itself otherwise."""
-        channels = image.shape[1]
-        if channels == self.config.channels:
-            return image
-        if self.config.color == "y" and channels == 3:
-            return rgb_to_y(image)
-        expected = "1 (Y) or 3 (RGB)" if self.config.color == "y" else "3 (RGB)"
-        raise ValueError(
-            f"a {self.config.color.upper()} model expects {expected} channels, got {channels} "
-            f"(input shape {tuple(image.shape)})"
-        )
+        def codec() -> WaveletFlow:
+            return WaveletFlow(config.channels, config.levels, factory=lambda level: flow_factory(config, level))
 
-    def from_working(self, result: Tensor, original: Tensor) -> Tensor:
-        """Undo :meth:`to_working`: put a deblurred Y back into the input's colour (its Cb/Cr)."""
-        if result.shape[1] == original.shape[1]:
-            return result
-        return replace_luma(original, result)
+        names = (SHARED,) if config.shared_codec else BRANCHES
+        self.flows = nn.ModuleDict({name: codec() for name in names})
+        self.transfer = nn.ModuleList(transfer_factory(config, level) for level in range(config.levels))
 
-    # -- the two directions of one branch --------------------------------------------------------------
-    def _check_branch(self, branch: str) -> nn.ModuleList:
+    def codec(self, branch: str) -> WaveletFlow:
+        """The branch's wavelet flow: f̃ for "blur", f for "sharp" (Eq. 6); the same one with a shared codec."""
         if branch not in BRANCHES:
             raise ValueError(f"branch must be one of {BRANCHES}, got {branch!r}")
-        return self.flows[branch]
+        return self.flows[SHARED if self.config.shared_codec else branch]
 
-    def encode(self, image: Tensor, branch: str) -> Encoding:
-        """Analysis (Eq. 3, 5) + the branch's INNs (Eq. 6): image -> per-level latents, log-dets, low-passes."""
-        flows = self._check_branch(branch)
-        working = self.to_working(image)
-        lowpasses, details, size = self.wavelet.analysis(working)
-        latents, log_dets = [], []
-        for flow, low, detail in zip(flows, lowpasses, details, strict=True):
-            z, log_det = flow(detail, c=[low])
-            latents.append(z)
-            log_dets.append(log_det)
-        return Encoding(latents, log_dets, lowpasses, size)
+    def start_sharp_from_blur(self) -> None:
+        """Give the sharp codec the blur codec's weights (a no-op when they are one), so the U is an identity map
+        while the transfer nets are; how training with a shared codec in stage 1 hands on to the later stages."""
+        if not self.config.shared_codec:
+            self.flows["sharp"].load_state_dict(self.flows["blur"].state_dict())
 
-    def decode(self, latents: Sequence[Tensor], coarsest: Tensor, size: tuple[int, int], branch: str) -> Tensor:
-        """Synthesis (Eq. 8, 9): from x^(L) and z^(L..1), invert the branch's INNs level by level.
+    # -- the networks, on the model's channels ---------------------------------------------------------
+    def encode(self, working: Tensor, branch: str) -> Encoding:
+        """Analysis (Eq. 3, 5) + the branch's INNs (Eq. 6): (N, C, H, W) -> per-level latents, log-dets, low-passes."""
+        return self.codec(branch).encode(working)
 
-        Each level's INN is conditioned on the low-pass just rebuilt, so it runs coarse to fine. The exact
-        inverse of :meth:`encode` for the same branch: ``decode(e.latents, e.coarsest, e.size, b)``.
-        """
-        flows = self._check_branch(branch)
-        if len(latents) != self.config.levels:
-            raise ValueError(f"expected {self.config.levels} latents (one per level), got {len(latents)}")
-        return self._synthesis(flows, lambda level, low: latents[level], coarsest, size)
-
-    def _synthesis(
-        self, flows: nn.ModuleList, latent_at: Callable[[int, Tensor], Tensor], coarsest: Tensor, size: tuple[int, int]
-    ) -> Tensor:
-        """Invert ``flows`` coarse to fine from x^(L); ``latent_at(l, x̂^(l))`` gives level l's latent (Eq. 8, 9)."""
-        low = coarsest
-        for level in reversed(range(self.config.levels)):
-            detail, _ = flows[level](latent_at(level, low), c=[low], rev=True)
-            low = self.wavelet.haar.synthesis(low, detail)
-        return low[..., : size[0], : size[1]]
+    def decode(self, encoding: Encoding, branch: str) -> Tensor:
+        """Synthesis (Eq. 8, 9): the exact inverse of :meth:`encode` for the same branch."""
+        return self.codec(branch).decode(encoding)
 
     def transfer_latents(self, blurry: Encoding, lowpasses: Sequence[Tensor] | None = None) -> list[Tensor]:
         """ẑ^(l) = h_Γ^(l)(z̃^(l), x^(l)) for every level (Eq. 7), conditioned on ``lowpasses`` (default x̃^(l))."""
@@ -172,11 +124,11 @@ class WaveletUNetFlow(nn.Module):
             context = low if restored_context else blurry.lowpasses[level]
             return self.transfer[level](blurry.latents[level], context)
 
-        return self._synthesis(self.flows["sharp"], transferred, blurry.coarsest, blurry.size)
+        return self.codec("sharp").synthesize(transferred, blurry.coarsest, blurry.size)
 
     @torch.no_grad()
     def initialize(self, blurry: Tensor, sharp: Tensor) -> None:
-        """Data-dependent ActNorm initialisation of both branches from one batch (a no-op once done).
+        """Data-dependent ActNorm initialisation of both codecs from one batch on the model's channels (once).
 
         Call it once before training (and before wrapping the model for distributed training, so that every
         process starts from the same weights).
@@ -184,27 +136,27 @@ class WaveletUNetFlow(nn.Module):
         self.encode(blurry, "blur")
         self.encode(sharp, "sharp")
 
-    def deblur_working(self, working: Tensor) -> Tensor:
-        """The whole U on the networks' channels, unclipped: encode blurry, transfer, decode sharp."""
+    def restore(self, working: Tensor) -> Tensor:
+        """The whole U on the model's channels, unclipped: encode blurry, transfer, decode sharp."""
         return self.synthesize(self.encode(working, "blur"))
 
-    def forward(self, blurry: Tensor) -> Tensor:
-        """Deblur a batch (N, C, H, W) in [0, 1]; the result has the input's shape and is clipped to [0, 1]."""
-        if blurry.dim() != 4:
-            raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(blurry.shape)}")
-        restored = self.deblur_working(self.to_working(blurry))
-        return self.from_working(restored, blurry).clamp(0.0, 1.0)
+    def forward(self, images: Tensor) -> Tensor:
+        """Deblur images (N, 1 gray or 3 RGB, H, W) in [0, 1] as ``flowdeblur deblur`` does; same shape, clipped."""
+        if images.dim() != 4:
+            raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}")
+        restored = self.restore(image_to_channels(images, self.config.color))
+        return channels_to_image(restored, images, self.config.color).clamp(0.0, 1.0)
 
     # -- inspection and persistence -------------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
-        """Trainable parameters per part: ``flow.<branch>.level<l>``, ``transfer.level<l>`` and ``total``."""
+        """Trainable parameters per part: ``flow.<codec>.level<l>``, ``transfer.level<l>`` and ``total``."""
         def count(module: nn.Module) -> int:
             return sum(p.numel() for p in module.parameters())
 
         counts = {}
-        for branch in BRANCHES:
-            for level, flow in enumerate(self.flows[branch], start=1):
-                counts[f"flow.{branch}.level{level}"] = count(flow)
+        for name, codec in self.flows.items():
+            for level, flow in enumerate(codec.inns, start=1):
+                counts[f"flow.{name}.level{level}"] = count(flow)
         for level, net in enumerate(self.transfer, start=1):
             counts[f"transfer.level{level}"] = count(net)
         counts["total"] = count(self)

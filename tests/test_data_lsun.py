@@ -1,13 +1,14 @@
 """LSUN: a real LMDB of encoded images (or an exported folder), sampled and split by seed, safe in workers."""
 
 import pickle
+import sys
 
 import lmdb
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from flowdeblur.data import DatasetError, build_dataset
+from flowdeblur.data import DatasetError, build_dataset, lsun
 from tests.data_fixtures import encode, make_lsun_lmdb, pattern, save
 
 
@@ -78,3 +79,14 @@ def test_ambiguous_or_empty_roots_are_clear(tmp_path, database):
     with pytest.raises(DatasetError, match="found neither data.mdb nor images but an empty folder"):
         build_dataset("lsun", tmp_path / "empty")
     assert encode(pattern(0, 4, 4), "PNG").startswith(b"\x89PNG")
+
+
+def test_without_the_lmdb_package_an_lmdb_is_refused_with_the_extra_to_install(database, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lmdb", None)  # as if the "lsun" extra were not installed
+    monkeypatch.setattr(lsun, "_ENVIRONMENTS", {})
+    with pytest.raises(DatasetError, match=r"needs the lmdb package: pip install 'flowdeblur\[lsun\]'") as error:
+        build_dataset("lsun", database, crop_size=None)
+    assert "bedroom_train_lmdb" in str(error.value)
+    for index in range(10):  # exported image folders need no lmdb
+        save(database.parent / "export" / f"{index:04x}.png", pattern(index, 24, 24))
+    assert len(build_dataset("lsun", database.parent / "export", split="test", crop_size=None)) == 1

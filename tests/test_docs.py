@@ -18,4 +18,5 @@ def test_python_examples_run(page, capsys):
     assert blocks, f"docs/{page} has no python example"
     for block in blocks:
         exec(compile(block, f"docs/{page}", "exec"), {})
-    assert "max reconstruction error" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "bits/dim" in printed and "(2, 3, 48, 48)" in printed and "max difference to the plain flow" in printed

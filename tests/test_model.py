@@ -1,12 +1,13 @@
 """WaveletUNetFlow: exact branches, the codec invariant, colour handling, sizes, save/load."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from flowdeblur import CheckpointError, UMLINConfig, WaveletUNetFlow
-from flowdeblur.color import rgb_to_ycbcr
+from flowdeblur.color import channels_to_image, image_to_channels, rgb_to_ycbcr
 from flowdeblur.flows import build_level_flow
 from tests.flow_checks import ROUND_TRIP_TOLERANCE, brute_force_log_det, perturb_parameters
 
@@ -28,7 +29,7 @@ def identity_model(color: str, **overrides) -> WaveletUNetFlow:
     for net in model.transfer:
         torch.nn.init.zeros_(net.body[-1].weight)
         torch.nn.init.zeros_(net.body[-1].bias)
-    model.flows["sharp"].load_state_dict(model.flows["blur"].state_dict())
+    model.start_sharp_from_blur()
     return model
 
 
@@ -42,7 +43,7 @@ def test_codec_invariant_each_branch_decodes_its_own_encoding(dtype, color, bran
     image = torch.rand(batch, model.config.channels, height, width, dtype=dtype)
     encoding = model.encode(image, branch)
     assert [z.shape[-2:] for z in encoding.latents] == [low.shape[-2:] for low in encoding.lowpasses]
-    restored = model.decode(encoding.latents, encoding.coarsest, encoding.size, branch)
+    restored = model.decode(encoding, branch)
     assert restored.shape == image.shape
     assert (restored - image).abs().max().item() < ROUND_TRIP_TOLERANCE[dtype]
 
@@ -77,7 +78,7 @@ def test_identical_branches_make_the_model_the_identity(color, channels, options
 def test_synthesis_with_the_blurry_context_is_transfer_then_decode():
     model = small_model(levels=3)
     encoding = model.encode(torch.rand(2, 1, 24, 40), "blur")
-    expected = model.decode(model.transfer_latents(encoding), encoding.coarsest, encoding.size, "sharp")
+    expected = model.decode(replace(encoding, latents=tuple(model.transfer_latents(encoding))), "sharp")
     torch.testing.assert_close(model.synthesize(encoding), expected)
 
 
@@ -90,7 +91,7 @@ def test_the_restored_context_conditions_each_transfer_net_on_the_rebuilt_low_pa
     restored = model.synthesize(encoding)
     torch.testing.assert_close(seen[0], encoding.coarsest)  # the coarsest level: nothing restored above it
     latents = [model.transfer[level](encoding.latents[level], low) for level, low in ((1, seen[0]), (0, seen[1]))]
-    rebuilt = model.decode(latents[::-1], encoding.coarsest, encoding.size, "sharp")
+    rebuilt = model.decode(replace(encoding, latents=tuple(latents[::-1])), "sharp")
     torch.testing.assert_close(restored, rebuilt)
     assert not torch.allclose(seen[1], encoding.lowpasses[0])  # level 1 sees x̂^(1), not x̃^(1)
 
@@ -120,12 +121,29 @@ def test_y_model_keeps_the_chroma_of_rgb_input_and_clips():
 
 
 def test_wrong_channel_counts_are_refused():
-    with pytest.raises(ValueError, match="RGB model expects 3 \\(RGB\\) channels, got 1"):
-        small_model("rgb")(torch.rand(1, 1, 8, 8))
-    with pytest.raises(ValueError, match="expects 1 \\(Y\\) or 3 \\(RGB\\) channels, got 4"):
+    with pytest.raises(ValueError, match="expected a gray \\(1 channel\\) or RGB \\(3 channels\\) image"):
         small_model("y")(torch.rand(1, 4, 8, 8))
+    with pytest.raises(ValueError, match="expected a batch \\(N, 3, H, W\\)"):
+        small_model("rgb").encode(torch.rand(1, 1, 8, 8), "blur")
     with pytest.raises(ValueError, match="branch must be one of"):
         small_model("y").encode(torch.rand(1, 1, 8, 8), "noisy")
+
+
+@pytest.mark.parametrize("color", ["y", "rgb"])
+def test_a_gray_batch_is_deblurred_as_the_cli_deblurs_a_gray_file(color):
+    """model(gray) deblurs the RGB image with R = G = B and returns it gray, as ``flowdeblur deblur gray.png`` does."""
+    model = small_model(color)
+    gray = 0.2 + 0.6 * torch.rand(2, 1, 20, 28)
+    as_rgb = gray.expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        networks_see = image_to_channels(as_rgb, color)
+        torch.testing.assert_close(image_to_channels(gray, color), networks_see, atol=1e-6, rtol=0)
+        restored = model.restore(networks_see)
+    if color == "y":  # the input's chroma is neutral, so is the result's
+        rgb_result = model(as_rgb)
+        torch.testing.assert_close(rgb_result, rgb_result[:, :1].expand(-1, 3, -1, -1), atol=1e-5, rtol=0)
+        torch.testing.assert_close(model(gray), rgb_result[:, :1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(model(gray), channels_to_image(restored, gray, color).clamp(0, 1), atol=1e-6, rtol=0)
 
 
 def test_the_composer_uses_the_factories_it_is_handed():
@@ -146,7 +164,8 @@ def test_default_config_is_the_papers():
     model = WaveletUNetFlow()
     counts = model.parameter_counts()
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
-    assert len(model.flows["blur"]) == len(model.flows["sharp"]) == len(model.transfer) == 3
+    assert model.codec("blur").levels == model.codec("sharp").levels == len(model.transfer) == 3
+    assert model.codec("blur") is not model.codec("sharp")
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -205,3 +224,34 @@ def test_saving_over_a_model_leaves_no_temporary_files(tmp_path):
     directory = _saved(tmp_path)
     small_model("y").save_pretrained(directory)
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_a_shared_codec_is_one_wavelet_flow_for_both_branches_and_the_u_starts_as_the_identity(tmp_path):
+    torch.manual_seed(0)
+    model = WaveletUNetFlow(UMLINConfig(shared_codec=True, **SMALL))
+    separate = WaveletUNetFlow(UMLINConfig(**SMALL))
+    assert model.codec("blur") is model.codec("sharp")
+    assert {key.split(".")[1] for key in model.state_dict() if key.startswith("flows.")} == {"shared"}
+    flow_parameters = [separate.parameter_counts()["total"] - model.parameter_counts()["total"],
+                       sum(p.numel() for p in model.codec("blur").parameters())]
+    assert flow_parameters[0] == flow_parameters[1] > 0
+    image = 0.1 + 0.8 * torch.rand(2, 1, 24, 20)
+    model.initialize(image, image)
+    perturb_parameters(model.flows, scale=0.05)
+    with torch.no_grad():
+        torch.testing.assert_close(model.restore(image), image, atol=2e-5, rtol=0)
+    model.save_pretrained(tmp_path / "shared")
+    loaded = WaveletUNetFlow.from_pretrained(tmp_path / "shared")
+    assert loaded.config.shared_codec and loaded.codec("blur") is loaded.codec("sharp")
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+
+
+def test_memory_saving_changes_neither_the_output_nor_the_gradients():
+    plain = small_model("y", torch.float64)
+    saving = WaveletUNetFlow(UMLINConfig(memory_saving=True, **SMALL)).to(torch.float64)
+    saving.load_state_dict(plain.state_dict())
+    blurry, sharp = torch.rand(2, 1, 16, 24, dtype=torch.float64), torch.rand(2, 1, 16, 24, dtype=torch.float64)
+    for model in (plain, saving):
+        (model.restore(blurry) - sharp).abs().mean().backward()
+    for (name, a), b in zip(plain.named_parameters(), saving.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-12, msg=name)

@@ -192,6 +192,8 @@ def test_blur_and_architecture_flags_reach_the_config():
     assert config.blur == BlurMixture(motion=0.0, sigma=(1.0, 2.0))
     assert config.model == UMLINConfig(steps=2, hidden_channels=32, transfer_dilation=2, transfer_context="restored")
     assert config.pixel_loss == "charbonnier"
+    switches = config_from_args(build_parser("").parse_args(["--memory-saving", "--no-shared-codec"]))
+    assert switches.model == UMLINConfig(memory_saving=True, shared_codec=False)
     defocus = config_from_args(build_parser("").parse_args(["--blur-kind", "defocus", "--blur-kernel-size", "9"]))
     assert defocus.blur == BlurSpec(kind="defocus", kernel_size=9)
 

@@ -7,10 +7,12 @@ blurred synthetically and split 8:1:1 by a seeded permutation.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import lmdb
 import torch
 
 from .blur import Blur
@@ -20,6 +22,9 @@ from .io import IMAGE_SUFFIXES, decode_image
 from .sources import ImageFiles, Reader, SharpImages
 from .splits import RATIO, assign_splits, pick, sample_indices, split_sizes
 from .transforms import check_size, square_resize
+
+if TYPE_CHECKING:
+    import lmdb
 
 SECTION = "lsun"
 PAPER_SAMPLES = 100_000
@@ -32,6 +37,15 @@ EXPECTED = (
 _ENVIRONMENTS: dict[str, tuple[int, lmdb.Environment]] = {}
 
 
+def _lmdb(path: Path) -> ModuleType:
+    """The ``lmdb`` package, an optional dependency (the ``lsun`` extra): only LSUN's LMDB folders need it."""
+    try:
+        return importlib.import_module("lmdb")
+    except ImportError as exc:
+        problem = "is an LMDB, and reading one needs the lmdb package: pip install 'flowdeblur[lsun]'"
+        raise DatasetError(problem, path=path, expected=EXPECTED, section=SECTION) from exc
+
+
 def _environment(path: Path) -> lmdb.Environment:
     """This process's one read-only handle on an LMDB: LMDB allows one per process, and a handle inherited
     through fork must not be used, so the child closes it (read-only and lock-free, that touches nothing shared)
@@ -42,9 +56,10 @@ def _environment(path: Path) -> lmdb.Environment:
         return env
     if env is not None:
         env.close()
+    lmdb_package = _lmdb(path)
     try:
-        env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False)
-    except lmdb.Error as exc:
+        env = lmdb_package.open(key, readonly=True, lock=False, readahead=False, meminit=False)
+    except lmdb_package.Error as exc:
         problem = f"cannot be opened as an LMDB ({exc})"
         raise DatasetError(problem, path=path, expected=EXPECTED, section=SECTION) from exc
     _ENVIRONMENTS[key] = (os.getpid(), env)

@@ -6,6 +6,8 @@
   and synthesis (log-det 0), multi-level with pad-and-crop, and as a FrEIA module.
 - :func:`build_level_flow`, :class:`CouplingSubnet` — one level's conditional GraphINN.
 - :class:`MemorySavingChain` — a chain of blocks that backpropagates by inversion, in memory independent of depth.
+- :class:`WaveletFlow`, :class:`Encoding` — the pyramid and one INN per level as one density model of images:
+  encode, decode, ``log_prob`` and bits/dim, ``sample`` details for a low-pass.
 """
 
 from .actnorm import ActNorm
@@ -13,15 +15,19 @@ from .conv1x1 import InvertibleConv1x1
 from .level import CouplingSubnet, build_level_flow, subnet_factory
 from .memory import MemorySavingChain
 from .wavelet import HaarDownsampling, HaarWavelet, WaveletPyramid
+from .wavelet_flow import Encoding, WaveletFlow, gaussian_log_likelihood
 
 __all__ = [
     "ActNorm",
     "CouplingSubnet",
+    "Encoding",
     "HaarDownsampling",
     "HaarWavelet",
     "InvertibleConv1x1",
     "MemorySavingChain",
+    "WaveletFlow",
     "WaveletPyramid",
     "build_level_flow",
+    "gaussian_log_likelihood",
     "subnet_factory",
 ]

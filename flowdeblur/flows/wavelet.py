@@ -8,14 +8,18 @@ dtype on use, so float64 round trips are exact to ~1e-16 and float32 ones to ~1e
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import pywt
 import torch
 import torch.nn.functional as F
 from FrEIA.modules import InvertibleModule
-from pytorch_wavelets.dwt import lowlevel
 from torch import Tensor, nn
+
+with warnings.catch_warnings():  # pytorch-wavelets 1.3 imports pkg_resources, which warns; not ours to fix
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    from pytorch_wavelets.dwt import lowlevel
 
 _ZERO_PADDING = lowlevel.mode_to_int("zero")
 

@@ -100,9 +100,12 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="architecture to start from: " + "; ".join(PRESET_NOTES[n] for n in sorted(PRESETS)))
     described = _attribute_help(UMLINConfig)
     for spec in dataclasses.fields(UMLINConfig):
-        kind = type(spec.default)
-        model.add_argument(f"--{spec.name.replace('_', '-')}", type=kind, choices=MODEL_CHOICES.get(spec.name),
-                           default=None, help=f"{described.get(spec.name, spec.name)} (unset: --preset's)")
+        flag, text = f"--{spec.name.replace('_', '-')}", f"{described.get(spec.name, spec.name)} (unset: --preset's)"
+        if isinstance(spec.default, bool):
+            model.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            model.add_argument(flag, type=type(spec.default), choices=MODEL_CHOICES.get(spec.name), default=None,
+                               help=text)
 
 
 def _add_loader_flags(parser: argparse.ArgumentParser) -> None:

@@ -14,30 +14,35 @@ import torch
 from torch import Tensor, nn
 
 from ..losses import gaussian_nll_bits_per_dim, latent_mse, mlr_loss, pixel_loss, ssim_loss
-from ..model import WaveletUNetFlow
+from ..model import BRANCHES, WaveletUNetFlow
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: a short name (for logs and metadata), what it does, and the parts of the model it trains."""
+    """One stage: a short name (for logs and metadata), what it does, and the parts of the model it trains.
+
+    A part is a branch's codec ("blur", "sharp") or a submodule's name ("transfer").
+    """
 
     name: str
     description: str
     trains: tuple[str, ...]
 
     def parameters(self, model: WaveletUNetFlow) -> list[nn.Parameter]:
-        """The parameters of the submodules this stage trains (its optimiser's parameter group)."""
-        return [p for part in self.trains for p in model.get_submodule(part).parameters()]
+        """The parameters of the parts this stage trains (its optimiser's parameter group), each once."""
+        parts = [model.codec(part) if part in BRANCHES else model.get_submodule(part) for part in self.trains]
+        unique = {id(p): p for part in parts for p in part.parameters()}
+        return list(unique.values())
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("mlr", "L_MLR (Eq. 13) on the INNs (one codec for both branches unless --codec separate)",
-          ("flows.blur", "flows.sharp")),
+          ("blur", "sharp")),
     Stage("transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",)),
     Stage("ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
-          ("flows.sharp", "transfer")),
+          ("sharp", "transfer")),
     Stage("joint", "pixel loss (+ weighted SSIM and likelihood) of the output image, end to end on every part",
-          ("flows.blur", "flows.sharp", "transfer")),
+          ("blur", "sharp", "transfer")),
 )
 
 
@@ -83,7 +88,7 @@ class StageObjective(nn.Module):
     """``forward(blurry, sharp)`` -> the current stage's losses: ``{"loss": total, <part>: value, ...}``.
 
     Set :attr:`stage` (0, 1, 2 for the paper's stages 1-3, 3 for the joint stage) to switch. Losses in bits per
-    dimension keep a ``bpd_`` prefix. Inputs are batches in [0, 1] in any colour the model accepts.
+    dimension keep a ``bpd_`` prefix. Inputs are batches in [0, 1] on the model's channels (what the datasets give).
     """
 
     def __init__(self, model: WaveletUNetFlow, objectives: Objectives):
@@ -122,7 +127,7 @@ class StageObjective(nn.Module):
             blur = self.model.encode(blurry, "blur")
         restored = self.model.synthesize(blur)
         with _float32(blurry.device):
-            return self.objectives.stage3(restored, self.model.to_working(sharp))
+            return self.objectives.stage3(restored, sharp)
 
     def _joint(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
         """Stage 4: the image loss of the whole U (both INNs and the transfer nets), plus weighted L_ML (Eq. 10)."""
@@ -130,7 +135,7 @@ class StageObjective(nn.Module):
         blur = self.model.encode(blurry, "blur")
         restored = self.model.synthesize(blur)
         with _float32(blurry.device):
-            losses = loss(restored, self.model.to_working(sharp))
+            losses = loss(restored, sharp)
         if loss.nll_weight:
             target = self.model.encode(sharp, "sharp")
             with _float32(blurry.device):

@@ -203,7 +203,7 @@ class _Training:
     def _finish_stage(self, index: int) -> None:
         """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs."""
         if index == 0 and self.config.codec == "shared":
-            self.model.flows["sharp"].load_state_dict(self.model.flows["blur"].state_dict())
+            self.model.start_sharp_from_blur()
             logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
         self.progress.stage, self.progress.stage_step = index + 1, 0
 

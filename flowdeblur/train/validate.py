@@ -25,7 +25,7 @@ def evaluate(accelerator: Accelerator, model: WaveletUNetFlow, loader: DataLoade
     columns: dict[str, list[torch.Tensor]] = {}
     for batch in loader:
         with accelerator.autocast():
-            restored = model(batch["blurry"])
+            restored = model.restore(batch["blurry"]).clamp(0.0, 1.0)
         scores = image_scores(restored.float(), batch["sharp"])
         blurry = image_scores(batch["blurry"], batch["sharp"])
         scores.update({f"blurry_{name}": value for name, value in blurry.items()})
