@@ -105,7 +105,7 @@ def latent_sparsity(
     encoded = model.encode(image_to_channels(blurry[None].to(device), color), "blur")
     latents = {
         "blurry": encoded.latents,
-        "transferred": model.transfer_latents(encoded),
+        "transferred": model.synthesize_with_latents(encoded)[1],
         "sharp": model.encode(image_to_channels(sharp[None].to(device), color), "sharp").latents,
     }
     stats = {kind: [level_stats(level, z) for level, z in enumerate(zs, start=1)] for kind, zs in latents.items()}

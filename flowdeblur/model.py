@@ -118,13 +118,20 @@ class WaveletUNetFlow(nn.Module):
         Level l's transfer net sees x̃^(l) (``transfer_context="blurry"``, the paper), or x̂^(l) just rebuilt from
         the coarser levels (``"restored"``); either way the sharp branch's INN inverts ẑ^(l) given x̂^(l).
         """
+        return self.synthesize_with_latents(blurry)[0]
+
+    def synthesize_with_latents(self, blurry: Encoding) -> tuple[Tensor, list[Tensor]]:
+        """:meth:`synthesize`, and the transferred latents ẑ^(l) it inverted (finest first), for inspection."""
         restored_context = self.config.transfer_context == "restored"
+        latents: dict[int, Tensor] = {}
 
         def transferred(level: int, low: Tensor) -> Tensor:
             context = low if restored_context else blurry.lowpasses[level]
-            return self.transfer[level](blurry.latents[level], context)
+            latents[level] = self.transfer[level](blurry.latents[level], context)
+            return latents[level]
 
-        return self.codec("sharp").synthesize(transferred, blurry.coarsest, blurry.size)
+        image = self.codec("sharp").synthesize(transferred, blurry.coarsest, blurry.size)
+        return image, [latents[level] for level in range(self.config.levels)]
 
     @torch.no_grad()
     def initialize(self, blurry: Tensor, sharp: Tensor) -> None:

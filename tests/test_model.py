@@ -255,3 +255,13 @@ def test_memory_saving_changes_neither_the_output_nor_the_gradients():
         (model.restore(blurry) - sharp).abs().mean().backward()
     for (name, a), b in zip(plain.named_parameters(), saving.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("context", ["blurry", "restored"])
+def test_synthesis_reports_the_transferred_latents_it_inverted(context):
+    model = small_model(levels=2, transfer_context=context)
+    encoding = model.encode(torch.rand(1, 1, 16, 16), "blur")
+    image, latents = model.synthesize_with_latents(encoding)
+    torch.testing.assert_close(model.decode(replace(encoding, latents=tuple(latents)), "sharp"), image)
+    if context == "blurry":
+        torch.testing.assert_close(latents, model.transfer_latents(encoding))
