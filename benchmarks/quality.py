@@ -24,6 +24,7 @@ for the models too, and the table writes "∞" where every image came back exact
     python benchmarks/quality.py --budget-seconds 1200   # a longer budget, e.g. on a GPU
     python benchmarks/quality.py --protocols gaussian3 --l1-weight 0.5   # the ablation with a larger L1 weight
     python benchmarks/quality.py --budget-seconds 960 --protocols gaussian3 --no-ablation   # 4x, main rows
+    python benchmarks/quality.py --protocols gaussian3 --rows "joint, one shared codec"   # one ablation row
     python benchmarks/quality.py --quick                 # a smoke run of about a minute
 """
 
@@ -128,6 +129,7 @@ def variants(l1_weight: float) -> tuple[Variant, ...]:
         Variant("joint, L1 + 0.01 L_ML", JOINT_ONLY, (("stage4_nll_weight", 0.01),)),
         Variant("joint, dilated transfer nets", JOINT_ONLY, model=dilated),
         Variant("joint, dilated + restored context", JOINT_ONLY, model=(*dilated, ("transfer_context", "restored"))),
+        Variant("joint, one shared codec", JOINT_ONLY, model=(("shared_codec", True),)),
     )
 
 
@@ -146,6 +148,7 @@ class Settings:
     protocols: tuple[str, ...]
     work_dir: Path
     ablation: bool = True
+    rows: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -163,6 +166,7 @@ class Settings:
             "warmup_steps": self.warmup_steps,
             "protocols": {name: PROTOCOLS[name][1].describe(SEED) for name in self.protocols},
             "ablation_protocol": ABLATION_PROTOCOL,
+            "ablation_rows": list(self.rows) or "all",
             "psnr_cap": PSNR_CAP,
             "seed": SEED,
         }
@@ -170,7 +174,8 @@ class Settings:
 
 def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     """The full run's settings, or tiny ones for ``--quick``."""
-    common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight, ablation=args.ablation)
+    common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight, ablation=args.ablation,
+                  rows=tuple(args.rows or ()))
     if args.quick:
         return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
                         warmup_steps=1, **common)
@@ -299,6 +304,13 @@ def learned_results(
             "train_seconds": facts["seconds"]}
 
 
+def rows_to_train(protocol: str, settings: Settings) -> list[Variant]:
+    """The UML-IN row, and on the paper's protocol the ablation rows asked for (all unless ``--rows``)."""
+    ablated = protocol == ABLATION_PROTOCOL and settings.ablation
+    return [row for row in variants(settings.l1_weight)
+            if row.name == JOINT or (ablated and (not settings.rows or row.name in settings.rows))]
+
+
 def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[str, Any]:
     """Every method on one blur protocol; the ablation too on the paper's protocol."""
     label, blur = PROTOCOLS[name]
@@ -311,10 +323,8 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     datasets = (train_set, Subset(val_set, range(min(settings.images, len(val_set)))))
     root = settings.work_dir / name
     step_times = StepTimes(settings, datasets, root)
-    rows = variants(settings.l1_weight)
     ablation = {}
-    ablated = name == ABLATION_PROTOCOL and settings.ablation
-    for variant in rows if ablated else [row for row in rows if row.name == JOINT]:
+    for variant in rows_to_train(name, settings):
         model, facts = train_variant(settings, variant, datasets, step_times, root)
         ablation[variant.name] = {**model_scores(model, test, device), **facts}
         print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
@@ -396,6 +406,9 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, help="keep the trained models here (default: a temporary folder)")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false",
                         help="skip the ablation rows of the paper's protocol (its main rows only)")
+    parser.add_argument("--rows", nargs="+", choices=[variant.name for variant in variants(L1_WEIGHT)],
+                        metavar="ROW", help="only these ablation rows (beside the UML-IN row), e.g. 'joint, one "
+                        "shared codec'")
     args = parser.parse_args()
     if not 0.0 <= args.l1_weight < 1.0:
         parser.error(f"--l1-weight must lie in [0, 1) (the λ of Eq. 13), got {args.l1_weight}")
