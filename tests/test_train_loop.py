@@ -214,6 +214,16 @@ def test_bf16_training_keeps_losses_finite_and_the_model_exactly_invertible(tmp_
         assert (restored - image).abs().max().item() < ROUND_TRIP_TOLERANCE[torch.float32]
 
 
+def test_memory_saving_training_reaches_the_weights_of_standard_backprop(tmp_path):
+    """Every stage, with gradient accumulation, through the trainer's Accelerate wrapper: same run, same weights."""
+    stages = dict(stage_steps=(2, 1, 1, 2), gradient_accumulation_steps=2)
+    plain = final_weights(train(tiny_config(tmp_path, "plain", **stages)))
+    saving = final_weights(train(tiny_config(tmp_path, "saving", model=replace(TINY, memory_saving=True), **stages)))
+    assert plain.keys() == saving.keys()
+    for name, value in plain.items():
+        torch.testing.assert_close(saving[name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
 class _EpochTagged(Dataset):
     """Six items that say which index and epoch they were read in."""
 
