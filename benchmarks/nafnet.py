@@ -14,6 +14,8 @@ convolution zero-initialised, so the network starts as the identity. Trained lik
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from learned import pad_to_multiple, with_parameters
 from torch import Tensor, nn
@@ -71,7 +73,9 @@ def _stage(channels: int, blocks: int) -> nn.Sequential:
 class NAFNet(nn.Module):
     """``x + N(x)``: ``depth`` downsamplings, widths ``width * 2^d``, ``blocks`` NAFBlocks per scale on each side.
 
-    The middle (the coarsest scale) has ``blocks`` blocks too. Any size is padded to a multiple of ``2^depth``
+    The middle (the coarsest scale) has ``blocks`` blocks too; ``encoder_blocks`` gives each encoder scale its own
+    count instead (the published configurations put most blocks in the coarsest encoder).
+    Any size is padded to a multiple of ``2^depth``
     (replicating the edge) and cropped back.
 
     Example:
@@ -83,11 +87,17 @@ class NAFNet(nn.Module):
         True
     """
 
-    def __init__(self, channels: int = 1, width: int = 16, depth: int = 3, blocks: int = 1):
+    def __init__(
+        self, channels: int = 1, width: int = 16, depth: int = 3, blocks: int = 1,
+        encoder_blocks: Sequence[int] | None = None,
+    ):
         super().__init__()
         widths = [width * 2**d for d in range(depth + 1)]
+        encoder_blocks = [blocks] * depth if encoder_blocks is None else list(encoder_blocks)
+        if len(encoder_blocks) != depth:
+            raise ValueError(f"need one encoder block count per scale ({depth}), got {encoder_blocks}")
         self.intro = nn.Conv2d(channels, width, 3, padding=1)
-        self.encoders = nn.ModuleList(_stage(widths[d], blocks) for d in range(depth))
+        self.encoders = nn.ModuleList(_stage(widths[d], encoder_blocks[d]) for d in range(depth))
         self.downs = nn.ModuleList(nn.Conv2d(widths[d], widths[d + 1], 2, stride=2) for d in range(depth))
         self.middle = _stage(widths[depth], blocks)
         self.ups = nn.ModuleList(
@@ -112,6 +122,11 @@ class NAFNet(nn.Module):
         for up, decoder, skip in zip(reversed(self.ups), reversed(self.decoders), reversed(skips), strict=True):
             h = decoder(up(h) + skip)
         return x + self.ending(h)[..., :height, :width]
+
+
+def nafnet_w32(channels: int = 3) -> NAFNet:
+    """NAFNet-width32 as published for GoPro deblurring: encoder blocks 1, 1, 1, 28, one middle and decoder block."""
+    return NAFNet(channels, width=32, depth=4, blocks=1, encoder_blocks=(1, 1, 1, 28))
 
 
 def nafnet_with_parameters(parameters: int, channels: int = 1) -> NAFNet:

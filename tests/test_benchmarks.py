@@ -77,6 +77,8 @@ def test_nafnet_hits_its_parameter_target_and_starts_as_the_identity(benchmark):
     network = nafnet.nafnet_with_parameters(SHIPPED_PARAMETERS, channels=3)
     x = torch.rand(2, 3, 45, 30)  # not a multiple of 8: padded and cropped back
     assert torch.equal(network(x), x)
+    published = nafnet.nafnet_w32()  # the GoPro NAFNet-width32 the speed comparison times
+    assert learned.parameter_count(published) == 17_111_907 and len(published.encoders[3]) == 28
 
 
 @pytest.mark.parametrize("module", ["unet", "nafnet"])
