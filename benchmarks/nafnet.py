@@ -74,9 +74,8 @@ class NAFNet(nn.Module):
     """``x + N(x)``: ``depth`` downsamplings, widths ``width * 2^d``, ``blocks`` NAFBlocks per scale on each side.
 
     The middle (the coarsest scale) has ``blocks`` blocks too; ``encoder_blocks`` gives each encoder scale its own
-    count instead (the published configurations put most blocks in the coarsest encoder).
-    Any size is padded to a multiple of ``2^depth``
-    (replicating the edge) and cropped back.
+    count instead (the published configurations put most blocks in the coarsest encoder). Any size is padded to a
+    multiple of ``2^depth`` (replicating the edge) and cropped back.
 
     Example:
         >>> net = NAFNet(channels=1, width=8)
