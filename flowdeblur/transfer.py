@@ -22,7 +22,7 @@ class _ResidualBlock(nn.Module):
         return x + self.body(x)
 
     def fast_forward(self, x: Tensor) -> Tensor:
-        """:meth:`forward` through :mod:`.flows.fastconv`, the ReLU and the skip addition fused (inference only)."""
+        """:meth:`forward` through :mod:`.flows.fastconv`, ReLU and skip addition fused (inference mode)."""
         first, _, second = self.body
         return fastconv.conv2d_add(fastconv.conv2d(x, first, relu=True), second, x)
 
@@ -32,8 +32,8 @@ class TransferNet(nn.Module):
 
     Not invertible and need not be: it only maps between the two branches' latent spaces. Residual block b dilates
     by ``dilation ** b``, so the receptive field grows geometrically with depth. Its output is at least float32
-    even under autocast. Inference on the CPU takes :mod:`.flows.fastconv`'s route: same results to float rounding,
-    in less time.
+    even under autocast. Under ``torch.inference_mode`` on the CPU it takes :mod:`.flows.fastconv`'s route: same
+    results to float rounding, in less time.
     """
 
     def __init__(

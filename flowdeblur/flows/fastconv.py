@@ -1,4 +1,4 @@
-"""Inference-only CPU convolutions for the subnets and transfer nets: the same results as ``nn.Conv2d``, in less time.
+"""Inference-mode CPU convolutions for the subnets and transfer nets: the same results as ``nn.Conv2d``, in less time.
 
 oneDNN convolves channels-last tensors faster than NCHW ones, fuses a following ReLU or residual addition into the
 convolution, and vectorises over output channels, so a convolution with very few outputs (a coupling subnet's scale
@@ -18,8 +18,12 @@ THIN_OUTPUTS = 4  # out_channels up to which thin_conv2d pays: PHASES² x 4 fill
 
 
 def applies(x: Tensor) -> bool:
-    """Whether the fast path may run: float32 on the CPU with oneDNN, gradients and autocast off (inference only)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+    """Whether the fast path may run: float32 on the CPU with oneDNN, under ``torch.inference_mode``, no autocast.
+
+    Only inference mode, not any no-grad code: training also runs without gradients (a memory-saving chain's
+    forward, the targets of a stage), and keeps its own arithmetic to the bit.
+    """
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_inference_mode_enabled()
             and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available())
 
 

@@ -21,8 +21,8 @@ class CouplingSubnet(nn.Sequential):
 
     The zero last layer makes every coupling the identity at initialisation. The output is returned in
     at least float32 even when the convolutions run under autocast in half precision, so the coupling's
-    exponentials and log-dets stay in float32. Inference on the CPU takes :mod:`.fastconv`'s route: same results
-    to float rounding, in less time.
+    exponentials and log-dets stay in float32. Under ``torch.inference_mode`` on the CPU it takes
+    :mod:`.fastconv`'s route: same results to float rounding, in less time.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 64, kernel_size: int = 5):
