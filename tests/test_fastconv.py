@@ -20,8 +20,8 @@ def channels_last_input(channels: int, height: int, width: int) -> torch.Tensor:
     return fastconv.channels_last(x)
 
 
-@pytest.mark.parametrize(("out_channels", "kernel"), [(1, 3), (2, 5), (3, 3), (4, 5), (4, 1), (6, 5)])
-@pytest.mark.parametrize(("height", "width"), [(16, 24), (15, 24), (16, 9), (2, 2)])
+@pytest.mark.parametrize(("out_channels", "kernel"), [(1, 5), (2, 5), (3, 3), (4, 5), (4, 1), (6, 5)])
+@pytest.mark.parametrize(("height", "width"), [(16, 24), (15, 24), (16, 9), (6, 10), (2, 2)])
 def test_thin_conv2d_equals_conv2d(out_channels, kernel, height, width):
     conv = nn.Conv2d(16, out_channels, kernel, padding=kernel // 2)
     x = channels_last_input(16, height, width)
@@ -29,6 +29,14 @@ def test_thin_conv2d_equals_conv2d(out_channels, kernel, height, width):
         out = fastconv.thin_conv2d(x, conv)
         assert out.is_contiguous()
         torch.testing.assert_close(out, conv(x.contiguous()), atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize(("out_channels", "kernel", "height", "width", "expected"), [
+    (4, 5, 128, 128, (2, 2)), (2, 5, 128, 128, (2, 4)), (2, 5, 90, 160, (2, 4)), (3, 3, 90, 160, (2, 2)),
+    (1, 5, 64, 64, (4, 4)), (2, 5, 45, 80, (1, 4)), (2, 5, 45, 45, (1, 1)), (9, 5, 64, 64, (1, 1)),
+])
+def test_phases_fill_the_vectors_where_the_size_allows(out_channels, kernel, height, width, expected):
+    assert fastconv.phases(out_channels, kernel, height, width) == expected
 
 
 def test_thin_conv2d_follows_weight_changes():

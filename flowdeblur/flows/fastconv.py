@@ -3,8 +3,8 @@
 oneDNN convolves channels-last tensors faster than NCHW ones, fuses a following ReLU or residual addition into the
 convolution, and vectorises over output channels, so a convolution with very few outputs (a coupling subnet's scale
 and shift, a transfer net's latent) leaves most of each vector unused. :func:`thin_conv2d` computes such a
-convolution as a stride-2 convolution with four times the outputs, one per output pixel phase, and interleaves the
-phases back: the same products and sums, with full vectors.
+convolution as a strided convolution with an output per pixel phase (2 x 2 phases: four times the outputs at a
+quarter of the positions) and interleaves the phases back: the same products and sums, with fuller vectors.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PHASES = 2  # output pixel phases per axis in thin_conv2d
-THIN_OUTPUTS = 4  # out_channels up to which thin_conv2d pays: PHASES² x 4 fills a 16-float vector
+VECTOR = 16  # float32 lanes of one oneDNN vector register (AVX-512), the unit the cost model counts
+THIN_OUTPUTS = 4  # out_channels up to which thin_conv2d splits into phases (measured up to 4)
+PHASE_CHOICES = (1, 2, 4)  # output phases per axis that thin_conv2d considers
 
 
 def applies(x: Tensor) -> bool:
@@ -51,52 +52,69 @@ def conv2d_add(x: Tensor, conv: nn.Conv2d, residual: Tensor) -> Tensor:
     return _pointwise(x, conv, residual, "none")
 
 
-def _phase_weight(conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
-    """The weight and bias of the stride-2 convolution that computes ``conv`` for the 2 x 2 output phases at once.
+def phases(out_channels: int, kernel: int, height: int, width: int) -> tuple[int, int]:
+    """Output phases (rows, columns) with the fewest vector operations per pixel; (1, 1) is the plain convolution.
 
-    Output channel (a, b, o) at position (i, j) is ``conv``'s output o at pixel (2i + a, 2j + b): ``conv``'s kernel
-    shifted by (a, b) inside a kernel one pixel larger on each axis.
+    A (p, q) split has p * q * out_channels outputs on a (kernel + p - 1) x (kernel + q - 1) kernel at 1 / (p * q)
+    of the positions, and needs height and width divisible by p and q.
     """
+    if out_channels > THIN_OUTPUTS:
+        return 1, 1
+    candidates = [(rows, columns) for rows in PHASE_CHOICES for columns in PHASE_CHOICES
+                  if height % rows == 0 and width % columns == 0]
+
+    def cost(split: tuple[int, int]) -> float:
+        rows, columns = split
+        vectors = -(-rows * columns * out_channels // VECTOR)
+        return vectors * (kernel + rows - 1) * (kernel + columns - 1) / (rows * columns)
+
+    return min(candidates, key=cost)
+
+
+def _phase_weight(conv: nn.Conv2d, split: tuple[int, int]) -> tuple[Tensor, Tensor | None]:
+    """Weight and bias of the strided convolution that computes ``conv`` for all ``split`` output phases at once.
+
+    Output channel (a, b, o) at position (i, j) is ``conv``'s output o at pixel (p i + a, q j + b) for a (p, q)
+    split: ``conv``'s kernel shifted by (a, b) inside a kernel p - 1 and q - 1 pixels larger.
+    """
+    rows, columns = split
     weight = conv.weight
     out_channels, in_channels, kernel, _ = weight.shape
-    size = kernel + PHASES - 1
-    phased = weight.new_zeros(PHASES, PHASES, out_channels, in_channels, size, size)
-    for a in range(PHASES):
-        for b in range(PHASES):
+    phased = weight.new_zeros(rows, columns, out_channels, in_channels, kernel + rows - 1, kernel + columns - 1)
+    for a in range(rows):
+        for b in range(columns):
             phased[a, b, :, :, a:a + kernel, b:b + kernel] = weight
-    bias = conv.bias.repeat(PHASES * PHASES) if conv.bias is not None else None
-    return phased.reshape(PHASES * PHASES * out_channels, in_channels, size, size), bias
+    bias = conv.bias.repeat(rows * columns) if conv.bias is not None else None
+    return phased.flatten(0, 2), bias
 
 
-def _cached_phase_weight(conv: nn.Conv2d) -> tuple[Tensor, Tensor]:
+def _cached_phase_weight(conv: nn.Conv2d, split: tuple[int, int]) -> tuple[Tensor, Tensor | None]:
     """:func:`_phase_weight`, kept on ``conv`` until its weight or bias changes (storage or version counter)."""
     parameters = [p for p in (conv.weight, conv.bias) if p is not None]
     if any(p.is_inference() for p in parameters):
-        return _phase_weight(conv)  # inference tensors have no version counter
-    key = tuple((p.data_ptr(), p._version) for p in parameters)
-    cached = getattr(conv, "_phase_cache", None)
-    if cached is None or cached[0] != key:
-        cached = (key, _phase_weight(conv))
-        conv._phase_cache = cached
-    return cached[1]
+        return _phase_weight(conv, split)  # inference tensors have no version counter
+    key = (split, *((p.data_ptr(), p._version) for p in parameters))
+    cache = conv.__dict__.setdefault("_phase_cache", {})
+    if cache.get(split, (None,))[0] != key:
+        cache[split] = (key, _phase_weight(conv, split))
+    return cache[split][1]
 
 
-def _thin_applies(x: Tensor, conv: nn.Conv2d) -> bool:
-    """Whether :func:`thin_conv2d` takes the phase route: few outputs, a 'same' odd kernel, even height and width."""
+def _same_odd_kernel(conv: nn.Conv2d) -> bool:
+    """Whether ``conv`` is a plain stride-1 convolution with an odd square kernel that keeps the image size."""
     kernel = conv.kernel_size[0]
-    return (conv.out_channels <= THIN_OUTPUTS and conv.groups == 1 and conv.stride == (1, 1)
-            and conv.dilation == (1, 1) and conv.kernel_size == (kernel, kernel) and kernel % 2 == 1
-            and conv.padding == (kernel // 2, kernel // 2) and x.shape[-2] % PHASES == 0
-            and x.shape[-1] % PHASES == 0)
+    return (conv.groups == 1 and conv.stride == (1, 1) and conv.dilation == (1, 1)
+            and conv.kernel_size == (kernel, kernel) and kernel % 2 == 1 and conv.padding == (kernel // 2,) * 2)
 
 
 def thin_conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """``conv(x)`` as a contiguous NCHW tensor, through the 2 x 2 output phases when ``conv`` has few outputs."""
-    if not _thin_applies(x, conv):
+    """``conv(x)`` as a contiguous NCHW tensor, split into output phases when ``conv`` has few outputs."""
+    split = phases(conv.out_channels, conv.kernel_size[0], *x.shape[-2:]) if _same_odd_kernel(conv) else (1, 1)
+    if split == (1, 1):
         return conv2d(x, conv).contiguous()
-    weight, bias = _cached_phase_weight(conv)
-    phases = F.conv2d(x, weight, bias, stride=PHASES, padding=conv.padding)
-    batch, _, height, width = phases.shape
-    phases = phases.view(batch, PHASES, PHASES, conv.out_channels, height, width)
-    phases = phases.permute(0, 3, 4, 1, 5, 2).reshape(batch, conv.out_channels, height * PHASES, width * PHASES)
-    return phases.contiguous()
+    rows, columns = split
+    weight, bias = _cached_phase_weight(conv, split)
+    out = F.conv2d(x, weight, bias, stride=split, padding=conv.padding)
+    batch, _, height, width = out.shape
+    out = out.view(batch, rows, columns, conv.out_channels, height, width).permute(0, 3, 4, 1, 5, 2)
+    return out.reshape(batch, conv.out_channels, height * rows, width * columns).contiguous()
