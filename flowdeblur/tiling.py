@@ -71,12 +71,40 @@ def largest_tile(
     smallest = 2 * overlap + align
     side = max(height, width, smallest)
     while side > smallest:
-        grid = tile_grid(height, width, side, overlap, align)
-        tile_pixels = max(b - a for a, b in grid.rows) * max(b - a for a, b in grid.cols)
-        if min(batch_size, len(grid)) * tile_pixels * bytes_per_pixel <= budget:
+        if _fits(tile_grid(height, width, side, overlap, align), bytes_per_pixel, budget, batch_size):
             return side
         side = (side - 1) // align * align
     return smallest
+
+
+def _fits(grid: TileGrid, bytes_per_pixel: float, budget: int, batch_size: int) -> bool:
+    """Whether a pass of up to ``batch_size`` of the grid's largest tiles fits ``budget`` bytes."""
+    tile_pixels = max(b - a for a, b in grid.rows) * max(b - a for a, b in grid.cols)
+    return min(batch_size, len(grid)) * tile_pixels * bytes_per_pixel <= budget
+
+
+def _computed_pixels(grid: TileGrid) -> int:
+    """Pixels the tiles of ``grid`` hold together, overlaps counted as often as they are computed."""
+    return sum(b - a for a, b in grid.rows) * sum(b - a for a, b in grid.cols)
+
+
+def cheapest_tile(
+    height: int, width: int, bytes_per_pixel: float, budget: int, batch_size: int = 1, overlap: int = 0, align: int = 1
+) -> int:
+    """The tile side that fits ``budget`` (as :func:`largest_tile`) and computes the fewest pixels in all.
+
+    The largest tile that fits can leave a last, nearly empty row or column of tiles: 816-pixel tiles compute 1.33
+    times a 4000 x 3000 photo's pixels, 528-pixel ones 1.12 times. Ties go to the larger side (fewer tiles); an
+    image that fits whole stays one tile.
+    """
+    largest = largest_tile(height, width, bytes_per_pixel, budget, batch_size, overlap, align)
+    best, best_pixels = largest, _computed_pixels(tile_grid(height, width, largest, overlap, align))
+    for side in range(largest - align, 2 * overlap + align - 1, -align):
+        grid = tile_grid(height, width, side, overlap, align)
+        pixels = _computed_pixels(grid)
+        if pixels < best_pixels and _fits(grid, bytes_per_pixel, budget, batch_size):
+            best, best_pixels = side, pixels
+    return best
 
 
 def blend_window(span: tuple[int, int], length: int, overlap: int) -> Tensor:
