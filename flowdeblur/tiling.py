@@ -34,6 +34,9 @@ class TileGrid:
         return ((row, col) for row in self.rows for col in self.cols)
 
 
+NORMALISE_ROWS = 256  # rows per band when dividing the blended result by its weights
+
+
 def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[tuple[int, int], ...]:
     """(start, stop) spans covering ``range(length)``: starts on multiples of ``align``, overlapping >= ``overlap``.
 
@@ -146,7 +149,6 @@ def process_tiled(
     height, width = image.shape[-2:]
     grid = tile_grid(height, width, tile, overlap, align)
     output: Tensor | None = None
-    weight_sum = torch.zeros(height, width)
     batch: list[tuple[tuple[int, int], tuple[int, int]]] = []
 
     def flush() -> None:
@@ -158,7 +160,6 @@ def process_tiled(
         for result, (rows, cols) in zip(results, batch, strict=True):
             weight = blend_window(rows, height, overlap)[:, None] * blend_window(cols, width, overlap)[None, :]
             output[:, rows[0] : rows[1], cols[0] : cols[1]].addcmul_(result, weight)
-            weight_sum[rows[0] : rows[1], cols[0] : cols[1]].add_(weight)
         if on_tile is not None:
             on_tile(len(batch))
         batch.clear()
@@ -169,7 +170,25 @@ def process_tiled(
         batch.append((rows, cols))
     flush()
     assert output is not None
-    return output.div_(weight_sum)
+    return _normalise(output, grid, overlap)
+
+
+def _normalise(output: Tensor, grid: TileGrid, overlap: int) -> Tensor:
+    """Divide the blended sum by its total weight, in place, a band of rows at a time.
+
+    Every (row span, column span) pair is one tile, so the total weight at (y, x) is the row windows' sum at y
+    times the column windows' sum at x: no image-sized weight buffer is needed.
+    """
+    height, width = output.shape[-2:]
+    row_sum, col_sum = torch.zeros(height), torch.zeros(width)
+    for span in grid.rows:
+        row_sum[span[0] : span[1]] += blend_window(span, height, overlap)
+    for span in grid.cols:
+        col_sum[span[0] : span[1]] += blend_window(span, width, overlap)
+    for start in range(0, height, NORMALISE_ROWS):
+        rows = slice(start, start + NORMALISE_ROWS)
+        output[:, rows].div_(row_sum[rows, None] * col_sum[None, :])
+    return output
 
 
 def _span_shape(spans: tuple[tuple[int, int], tuple[int, int]]) -> tuple[int, int]:
