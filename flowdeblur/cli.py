@@ -105,7 +105,7 @@ def _run_options(function: Callable) -> Callable:
     @click.option("--max-memory", default=DEFAULT_MAX_MEMORY / 2**30, show_default=True,
                   type=click.FloatRange(min=0.01),
                   help="GiB a forward pass may use: an image that fits is processed whole, larger ones in the "
-                       "largest tiles that fit.")
+                       "tiles that fit and compute the fewest pixels.")
     @click.option("--tile-overlap", default=32, show_default=True, type=click.IntRange(min=0),
                   help="Overlap between neighbouring tiles, blended without seams.")
     @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),

@@ -22,7 +22,7 @@ from .data import DatasetError, ImageInfo, read_image_with_info, write_image
 from .data.choices import DEFAULT_MAX_MEMORY
 from .data.io import IMAGE_SUFFIXES
 from .model import WaveletUNetFlow
-from .tiling import largest_tile, process_tiled, tile_grid
+from .tiling import cheapest_tile, process_tiled, tile_grid
 
 OUTPUT_SUFFIX = ".png"
 
@@ -42,8 +42,9 @@ def forward_bytes_per_pixel(config: UMLINConfig) -> float:
 class TileOptions:
     """How a large image is cut: tile side and overlap in pixels, tiles per forward pass, device, memory budget.
 
-    With ``tile=None`` the tile is the largest whose forward passes fit ``max_memory`` bytes (an image that fits
-    is processed whole, so no overlap is computed twice); a ``tile`` given overrides the budget.
+    With ``tile=None`` the tile is the one whose forward passes fit ``max_memory`` bytes and that computes the fewest
+    pixels in all (an image that fits is processed whole, so no overlap is computed twice); a ``tile`` given
+    overrides the budget.
     """
 
     tile: int | None = None
@@ -80,12 +81,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def tile_side(model: WaveletUNetFlow, height: int, width: int, options: TileOptions) -> int:
-    """The tile side :func:`deblur_image` uses for an image of this size: ``options.tile``, or the budget's."""
+    """The tile side :func:`deblur_image` uses for an image of this size: ``options.tile``, or the budget's cheapest."""
     if options.tile is not None:
         return options.tile
     per_pixel = forward_bytes_per_pixel(model.config)
     align = 2**model.config.levels
-    return largest_tile(height, width, per_pixel, options.max_memory, options.batch_size, options.overlap, align)
+    return cheapest_tile(height, width, per_pixel, options.max_memory, options.batch_size, options.overlap, align)
 
 
 def tile_count(model: WaveletUNetFlow, height: int, width: int, options: TileOptions) -> int:

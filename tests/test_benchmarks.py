@@ -124,3 +124,12 @@ def test_memory_quick_run_prints_a_table_and_writes_both_modes_per_depth(tmp_pat
     assert modes == {(steps, saving) for steps in document["settings"]["steps"] for saving in (False, True)}
     for entry in document["results"]:
         assert entry["peak_memory_mb"] > 0 and entry["seconds_per_step"] > 0 and entry["training_mb"] >= 0
+
+
+@pytest.mark.slow
+def test_conv_shapes_quick_run_times_every_shape_with_the_fast_path_equal(tmp_path):
+    _, document = quick_document("conv_shapes.py", tmp_path, {"machine", "model", "size", "results", "table"})
+    assert document["results"]
+    for entry in document["results"]:
+        assert set(entry["seconds"]) == {"nchw", "channels_last", "fast"} and entry["calls"] >= 1
+        assert entry["max_abs_difference"] <= 1e-5

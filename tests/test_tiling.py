@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flowdeblur.inference import TileOptions, deblur_image, forward_bytes_per_pixel, tile_count, tile_side
-from flowdeblur.tiling import blend_window, largest_tile, process_tiled, tile_grid, tile_spans
+from flowdeblur.tiling import blend_window, cheapest_tile, largest_tile, process_tiled, tile_grid, tile_spans
 from tests.cli_helpers import tiny_model
 
 
@@ -85,6 +85,32 @@ def test_the_largest_tile_fits_the_budget_and_one_step_larger_does_not(height, w
     bigger = tile_grid(height, width, side + align, overlap, align)
     bigger_pixels = max(b - a for a, b in bigger.rows) * max(b - a for a, b in bigger.cols)
     assert min(batch_size, len(bigger)) * bigger_pixels * per_pixel > budget
+
+
+def computed_pixels(height, width, side, overlap, align):
+    grid = tile_grid(height, width, side, overlap, align)
+    return sum(b - a for a, b in grid.rows) * sum(b - a for a, b in grid.cols)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "batch_size"), [(150, 200, 1), (150, 200, 4), (1000, 37, 2), (720, 1280, 4), (3000, 4000, 4)]
+)
+def test_the_cheapest_tile_fits_and_computes_no_more_than_the_largest(height, width, batch_size):
+    per_pixel, overlap, align = 400.0, 32, 8
+    budget = int(per_pixel * max(0.4 * height * width, batch_size * 96**2))  # whole images do not fit
+    largest = largest_tile(height, width, per_pixel, budget, batch_size, overlap, align)
+    side = cheapest_tile(height, width, per_pixel, budget, batch_size, overlap, align)
+    grid = tile_grid(height, width, side, overlap, align)
+    pixels = max(b - a for a, b in grid.rows) * max(b - a for a, b in grid.cols)
+    assert min(batch_size, len(grid)) * pixels * per_pixel <= budget and side % align == 0 and side <= largest
+    cheapest_pixels = computed_pixels(height, width, side, overlap, align)
+    assert cheapest_pixels <= computed_pixels(height, width, largest, overlap, align)
+
+
+def test_the_cheapest_tile_of_a_12_megapixel_photo_wastes_less():
+    side = cheapest_tile(3000, 4000, 400.0, 2**30, batch_size=4, overlap=32, align=8)
+    assert computed_pixels(3000, 4000, side, 32, 8) < 1.12 * 3000 * 4000 < computed_pixels(3000, 4000, 816, 32, 8)
+    assert cheapest_tile(150, 200, 400.0, 150 * 200 * 400, batch_size=4, overlap=32, align=8) == 200  # whole
 
 
 def test_budget_tiling_is_whole_image_when_it_fits_and_tiles_otherwise():

@@ -270,7 +270,7 @@ def write_image(
     if mode == "RGB":
         image = image.expand(3, -1, -1)
     scale = 255 if bit_depth == 8 else 65535
-    levels = image.detach().to("cpu", torch.float64).clamp(0, 1).mul(scale).round()
+    levels = image.detach().to("cpu", torch.float64, copy=True).clamp_(0, 1).mul_(scale).round_()  # one float64 copy
     array = np.ascontiguousarray(levels.permute(1, 2, 0).numpy(), dtype=np.uint8 if bit_depth == 8 else np.uint16)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

@@ -10,6 +10,7 @@ from FrEIA.framework import ConditionNode, GraphINN, InputNode, Node, OutputNode
 from FrEIA.modules import GLOWCouplingBlock
 from torch import Tensor, nn
 
+from . import fastconv
 from .actnorm import ActNorm
 from .conv1x1 import InvertibleConv1x1
 from .memory import MemorySavingChain
@@ -20,7 +21,8 @@ class CouplingSubnet(nn.Sequential):
 
     The zero last layer makes every coupling the identity at initialisation. The output is returned in
     at least float32 even when the convolutions run under autocast in half precision, so the coupling's
-    exponentials and log-dets stay in float32.
+    exponentials and log-dets stay in float32. Under ``torch.inference_mode`` on the CPU it takes
+    :mod:`.fastconv`'s route: same results to float rounding, in less time.
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 64, kernel_size: int = 5):
@@ -37,8 +39,16 @@ class CouplingSubnet(nn.Sequential):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        if fastconv.applies(x):
+            return self._fast_forward(x)
         out = super().forward(x)
         return out.to(torch.promote_types(out.dtype, torch.float32))
+
+    def _fast_forward(self, x: Tensor) -> Tensor:
+        """The same layers through :mod:`.fastconv`: channels-last, ReLUs fused, the thin last layer by phases."""
+        first, _, pointwise, _, last = self
+        hidden = fastconv.conv2d(fastconv.channels_last(x), first, relu=True)
+        return fastconv.thin_conv2d(fastconv.conv2d(hidden, pointwise, relu=True), last)
 
 
 def subnet_factory(hidden_channels: int = 64, kernel_size: int = 5) -> Callable[[int, int], nn.Module]:
