@@ -72,6 +72,12 @@ def test_the_fast_path_is_for_cpu_float32_inference_mode_only():
             assert not fastconv.applies(x)
 
 
+def test_a_build_without_the_fused_op_takes_the_ordinary_path(monkeypatch):
+    monkeypatch.setattr(fastconv, "FUSED_CONVOLUTION", False)
+    with torch.inference_mode():
+        assert not fastconv.applies(torch.zeros(1, 2, 4, 4))
+
+
 @pytest.mark.parametrize(("in_channels", "out_channels", "hidden"), [(2, 4, 16), (3, 2, 8), (5, 10, 8)])
 def test_subnet_inference_equals_training_path(in_channels, out_channels, hidden):
     subnet = CouplingSubnet(in_channels, out_channels, hidden_channels=hidden)

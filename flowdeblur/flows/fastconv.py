@@ -18,14 +18,25 @@ THIN_OUTPUTS = 4  # out_channels up to which thin_conv2d splits into phases (mea
 PHASE_CHOICES = (1, 2, 4)  # output phases per axis that thin_conv2d considers
 
 
+def _has_fused_convolution() -> bool:
+    """Whether this PyTorch build has oneDNN's fused convolution op (a private op: older or other builds may not)."""
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+FUSED_CONVOLUTION = _has_fused_convolution()
+
+
 def applies(x: Tensor) -> bool:
-    """Whether the fast path may run: float32 on the CPU with oneDNN, under ``torch.inference_mode``, no autocast.
+    """Whether the fast path may run: float32 on the CPU with oneDNN's fused op, in inference mode, no autocast.
 
     Only inference mode, not any no-grad code: training also runs without gradients (a memory-saving chain's
     forward, the targets of a stage), and keeps its own arithmetic to the bit.
     """
     return (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_inference_mode_enabled()
-            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available())
+            and not torch.is_autocast_enabled("cpu") and FUSED_CONVOLUTION)
 
 
 def channels_last(x: Tensor) -> Tensor:
