@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowdeblur import WaveletUNetFlow
+from flowdeblur.color import image_to_channels
 from flowdeblur.config import UMLINConfig
 from flowdeblur.flows import CouplingSubnet, fastconv
 from flowdeblur.transfer import TransferNet
@@ -108,7 +109,8 @@ def test_model_inference_equals_training_path(color, height, width):
     torch.manual_seed(0)
     model = WaveletUNetFlow(UMLINConfig(steps=2, hidden_channels=16, transfer_hidden_channels=16, color=color))
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(2))
-    model.initialize(image, image)
+    working = image_to_channels(image, color)
+    model.initialize(working, working)
     perturb_parameters(model, scale=0.02)
     keys = set(model.state_dict())
     training = model(image)
