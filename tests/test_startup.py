@@ -13,7 +13,7 @@ from flowdeblur.threads import choose_threads
 from tests.cli_helpers import save_tiny_model
 from tests.data_fixtures import pattern, save
 
-HEAVY = ("torch", "accelerate", "skimage", "FrEIA", "flowdeblur.train")
+HEAVY = ("torch", "accelerate", "skimage", "FrEIA", "flowdeblur.train", "torch._dynamo")
 
 
 def imported_after(code: str) -> set[str]:

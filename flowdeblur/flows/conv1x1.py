@@ -36,18 +36,22 @@ class InvertibleConv1x1(InvertibleModule):
         if len(dims_in[0]) != 3:
             raise ValueError(f"InvertibleConv1x1 needs (C, H, W) inputs, got dims {dims_in[0]}")
         channels = dims_in[0][0]
-        rotation, _ = torch.linalg.qr(torch.randn(channels, channels, dtype=torch.float64))
+        # Initial values are computed on the CPU, then put on the default device: on the meta device (a model
+        # directory's check builds the model there) ops such as triu, eye and sign import torch._dynamo (0.6 s).
+        device = torch.empty(0).device
+        rotation, _ = torch.linalg.qr(torch.randn(channels, channels, dtype=torch.float64, device="cpu"))
         permutation, lower, upper = torch.linalg.lu(rotation)
         diagonal = torch.diagonal(upper)
-        upper_mask = torch.triu(torch.ones(channels, channels), diagonal=1)
-        self.register_buffer("permutation", permutation.float())
-        self.register_buffer("sign_s", torch.sign(diagonal).float())
-        self.register_buffer("upper_mask", upper_mask)
-        self.register_buffer("lower_mask", upper_mask.T.contiguous())
-        self.register_buffer("eye", torch.eye(channels))
-        self.lower = nn.Parameter(lower.float())
-        self.upper = nn.Parameter(upper.float() * upper_mask)
-        self.log_s = nn.Parameter(diagonal.abs().log().float())
+        upper_mask = torch.triu(torch.ones(channels, channels, device="cpu"), diagonal=1)
+        initial = {
+            "permutation": permutation.float(), "sign_s": torch.sign(diagonal).float(), "upper_mask": upper_mask,
+            "lower_mask": upper_mask.T.contiguous(), "eye": torch.eye(channels, device="cpu"),
+        }
+        for name, value in initial.items():
+            self.register_buffer(name, value.to(device))
+        self.lower = nn.Parameter(lower.float().to(device))
+        self.upper = nn.Parameter((upper.float() * upper_mask).to(device))
+        self.log_s = nn.Parameter(diagonal.abs().log().float().to(device))
         self._cache: dict[tuple[torch.dtype, bool], tuple[tuple[object, ...], Tensor]] = {}
 
     def weight(self) -> Tensor:
