@@ -1,10 +1,12 @@
 """Backpropagation by inversion: an invertible chain whose training memory does not grow with its number of blocks.
 
 FrEIA keeps every block's activations for the backward pass (its issue #36). :class:`MemorySavingChain` keeps only
-its output. During the backward pass it recovers each block's input from that block's output by running the block
-in reverse, then re-runs the block forward with gradients on to get its local gradients, one block at a time
-(the RevNet / i-RevNet technique: Gomez et al. 2017, Jacobsen et al. 2018). The price is about one extra forward
-and one reverse pass per training step.
+its output. During the backward pass it recovers each block's input from that block's output and backpropagates
+through the block, one block at a time (the RevNet / i-RevNet technique: Gomez et al. 2017, Jacobsen et al. 2018).
+A FrEIA ``GLOWCouplingBlock``'s inverse evaluates the same subnets on the same tensors as its forward pass, so each
+subnet runs once, with gradients on, and serves both the inversion and the local gradients; other blocks (ActNorm,
+the 1x1 convolution: cheap) are run in reverse and then forward again with gradients on. The price is about one
+extra forward pass of the couplings per training step.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ def _is_glow_coupling(block: nn.Module) -> bool:
 
 
 class MemorySavingChain(InvertibleModule):
-    """A chain of single-tensor FrEIA blocks that backpropagates in memory that does not grow with its length.
+    """A chain of single-tensor FrEIA blocks whose backward pass keeps no activations per block, whatever its length.
 
     Forward and reverse results are those of the same blocks in a ``SequenceINN`` or a chain-shaped ``GraphINN``;
     only the backward pass differs: it keeps the chain's output and recovers every block's input by inversion
