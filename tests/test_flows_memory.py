@@ -72,10 +72,50 @@ def test_forward_reverse_and_log_det_are_the_plain_chains(conditional):
             assert all(torch.equal(a, b) for a, b in zip(plain(x, c=c, rev=rev), saving(x, c=c, rev=rev), strict=True))
 
 
-def test_gradient_accumulation_over_two_backward_passes():
+@pytest.mark.parametrize("rev", [False, True])
+def test_gradient_accumulation_over_two_backward_passes(rev):
     plain, saving = level_flows(conditional=True)
     x, c = batch(conditional=True)
-    assert_same_gradients(gradients(plain, x, c, passes=2), gradients(saving, x, c, passes=2))
+    assert_same_gradients(gradients(plain, x, c, rev, passes=2), gradients(saving, x, c, rev, passes=2))
+
+
+@pytest.mark.parametrize("rev", [False, True])
+def test_each_coupling_subnet_runs_once_per_backward_pass(rev):
+    _, saving = level_flows(conditional=True, steps=2)
+    x, c = batch(conditional=True)
+    z, log_det = saving(x.requires_grad_(), c=c, rev=rev)
+    calls = []
+    subnets = [m for m in saving.modules() if isinstance(m, GLOWCouplingBlock) for m in (m.subnet1, m.subnet2)]
+    handles = [subnet.register_forward_hook(lambda *_: calls.append(1)) for subnet in subnets]
+    try:
+        (z.sum() - log_det.sum()).backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(calls) == len(subnets) == 4
+
+
+@pytest.mark.parametrize("rev", [False, True])
+def test_other_clamp_activation_split_and_a_changed_subclass_get_the_plain_gradients(rev):
+    class ShiftedCoupling(GLOWCouplingBlock):
+        """Changes the arithmetic, so the chain must recompute it rather than reuse GLOW's inverse."""
+
+        def forward(self, x, c=(), rev=False, jac=True):
+            (y,), log_det = super().forward([x[0] + (-1.0 if rev else 0.0)], list(c), rev, jac)
+            return (y + (0.0 if rev else 1.0),), log_det
+
+    torch.manual_seed(0)
+    sequence = SequenceINN(4, 5, 5)
+    sequence.append(GLOWCouplingBlock, subnet_constructor=subnet_factory(8, 3), clamp_activation="TANH", split_len=1)
+    sequence.append(InvertibleConv1x1)
+    sequence.append(ShiftedCoupling, subnet_constructor=subnet_factory(8, 3), clamp=1.5)
+    sequence.double()
+    perturb_parameters(sequence, scale=0.05)
+    x = torch.randn(3, 4, 5, 5, dtype=torch.float64)
+    expected = gradients(sequence, x, [], rev)
+    actual = gradients(MemorySavingChain.from_sequence(sequence), x, [], rev)
+    assert_same_gradients({name.removeprefix("module_list."): g for name, g in expected.items()},
+                          {name.removeprefix("module_list."): g for name, g in actual.items()})
 
 
 def test_state_dicts_are_interchangeable():
@@ -87,12 +127,14 @@ def test_state_dicts_are_interchangeable():
     assert torch.equal(fresh(x, c=c)[0], saving(x, c=c)[0])
 
 
-def test_bf16_autocast_keeps_the_log_det_in_float32_and_gradients_finite():
-    plain, saving = level_flows(conditional=True, dtype=torch.float32)
-    x, c = batch(conditional=True, dtype=torch.float32)
+@pytest.mark.parametrize("conditional", [True, False])
+@pytest.mark.parametrize("rev", [False, True])
+def test_bf16_autocast_keeps_the_log_det_in_float32_and_gradients_finite(conditional, rev):
+    plain, saving = level_flows(conditional=conditional, dtype=torch.float32)
+    x, c = batch(conditional=conditional, dtype=torch.float32)
     x.requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        z, log_det = saving(x, c=c)
+        z, log_det = saving(x, c=c, rev=rev)
         loss = 0.5 * z.float().square().mean() - log_det.mean()
     assert log_det.dtype == torch.float32
     loss.backward()

@@ -1,10 +1,12 @@
 """Backpropagation by inversion: an invertible chain whose training memory does not grow with its number of blocks.
 
 FrEIA keeps every block's activations for the backward pass (its issue #36). :class:`MemorySavingChain` keeps only
-its output. During the backward pass it recovers each block's input from that block's output by running the block
-in reverse, then re-runs the block forward with gradients on to get its local gradients, one block at a time
-(the RevNet / i-RevNet technique: Gomez et al. 2017, Jacobsen et al. 2018). The price is about one extra forward
-and one reverse pass per training step.
+its output. During the backward pass it recovers each block's input from that block's output and backpropagates
+through the block, one block at a time (the RevNet / i-RevNet technique: Gomez et al. 2017, Jacobsen et al. 2018).
+A FrEIA ``GLOWCouplingBlock``'s inverse evaluates the same subnets on the same tensors as its forward pass, so each
+subnet runs once, with gradients on, and serves both the inversion and the local gradients; other blocks (ActNorm,
+the 1x1 convolution: cheap) are run in reverse and then forward again with gradients on. The price is about one
+extra forward pass of the couplings per training step.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import torch
 from FrEIA.framework import GraphINN, SequenceINN
-from FrEIA.modules import InvertibleModule
+from FrEIA.modules import GLOWCouplingBlock, InvertibleModule
 from torch import Tensor, nn
 
 
@@ -53,44 +55,136 @@ class _BackpropByInversion(torch.autograd.Function):
         chain, rev = ctx.chain, ctx.rev
         needs = ctx.needs_input_grad[3:]
         leaves = [c.detach().requires_grad_(need) for c, need in zip(conditions, needs[1:], strict=False)]
-        grad_conditions: list[Tensor | None] = [None] * len(conditions)
-        index = {id(parameter): i for i, parameter in enumerate(ctx.parameters)}
-        grad_parameters: list[Tensor | None] = [None] * len(ctx.parameters)
+        totals = _Gradients(ctx.parameters)
         device, dtype, enabled = ctx.autocast
         steps = list(zip(chain.module_list, chain.conditions, strict=True))
         order = list(zip(steps[::-1] if rev else steps, ctx.input_dtypes, strict=True))
-        with torch.autocast(device_type=device, dtype=dtype, enabled=enabled):
+        with torch.autocast(device_type=device, dtype=dtype, enabled=enabled), torch.enable_grad():
             for (block, condition), input_dtype in reversed(order):
-                block_conditions = [leaves[condition]] if condition is not None else []
-                with torch.no_grad():
-                    inp, _ = _run_block(block, out, [c.detach() for c in block_conditions], not rev)
-                inp = inp.to(input_dtype).requires_grad_()
-                with torch.enable_grad():
-                    result, log_det = _run_block(block, inp, block_conditions, rev)
-                block_parameters = [p for p in block.parameters() if id(p) in index]
-                condition_leaves = [c for c in block_conditions if c.requires_grad]
-                grads = torch.autograd.grad(
-                    (result, log_det),
-                    [inp, *condition_leaves, *block_parameters],
-                    (grad_out.to(result.dtype), grad_log_det.to(log_det.dtype)),
-                    allow_unused=True,
-                )
-                grad_out, out = grads[0], inp.detach()
-                if condition_leaves and grads[1] is not None:
-                    grad_conditions[condition] = _add(grad_conditions[condition], grads[1])
-                for parameter, grad in zip(block_parameters, grads[1 + len(condition_leaves) :], strict=True):
-                    if grad is not None:
-                        grad_parameters[index[id(parameter)]] = _add(grad_parameters[index[id(parameter)]], grad)
-        return None, None, None, grad_out if needs[0] else None, *grad_conditions, *grad_parameters
+                local = _LocalBackward(block, [leaves[condition]] if condition is not None else [], rev, totals)
+                out, grad_out = local.run(out.detach(), grad_out, grad_log_det, input_dtype)
+        grad_conditions = [totals.pop(leaf) for leaf in leaves]
+        return None, None, None, grad_out if needs[0] else None, *grad_conditions, *totals.parameter_grads()
 
 
-def _add(total: Tensor | None, grad: Tensor) -> Tensor:
-    """``total + grad``, where ``None`` is zero."""
-    return grad if total is None else total + grad
+class _Gradients:
+    """Running sums of the gradients of the chain's parameters and condition leaves, kept by tensor identity."""
+
+    def __init__(self, parameters: Sequence[Tensor]):
+        self.parameters = list(parameters)
+        self.wanted = {id(parameter) for parameter in self.parameters}
+        self.sums: dict[int, Tensor] = {}
+
+    def targets(self, module: nn.Module, conditions: Sequence[Tensor]) -> list[Tensor]:
+        """The tensors a block's local gradients are taken for: its conditions needing them, its trained parameters."""
+        return [c for c in conditions if c.requires_grad] + [p for p in module.parameters() if id(p) in self.wanted]
+
+    def add(self, tensors: Sequence[Tensor], grads: Sequence[Tensor | None]) -> None:
+        """Add each gradient to its tensor's sum; ``None`` (unused) adds nothing."""
+        for tensor, grad in zip(tensors, grads, strict=True):
+            if grad is not None:
+                self.sums[id(tensor)] = grad if id(tensor) not in self.sums else self.sums[id(tensor)] + grad
+
+    def pop(self, tensor: Tensor) -> Tensor | None:
+        """The gradient summed for ``tensor`` (``None``: none), forgotten here."""
+        return self.sums.pop(id(tensor), None)
+
+    def parameter_grads(self) -> list[Tensor | None]:
+        """The parameters' summed gradients, in the order the chain passed them."""
+        return [self.pop(parameter) for parameter in self.parameters]
+
+
+class _LocalBackward:
+    """One block's share of the backward pass: recover its input from its output and backpropagate through it."""
+
+    def __init__(self, block: nn.Module, conditions: Sequence[Tensor], rev: bool, totals: _Gradients):
+        self.block, self.conditions, self.rev, self.totals = block, list(conditions), rev, totals
+
+    def run(
+        self, out: Tensor, grad_out: Tensor, grad_log_det: Tensor, input_dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """(the block's input, the gradient with respect to it), parameter and condition gradients added to the sums."""
+        if _is_glow_coupling(self.block):
+            return self._coupling(out, grad_out, grad_log_det, input_dtype)
+        return self._recompute(out, grad_out, grad_log_det, input_dtype)
+
+    def _recompute(
+        self, out: Tensor, grad_out: Tensor, grad_log_det: Tensor, input_dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """Any block: invert it without gradients, then run it again with gradients and backpropagate."""
+        with torch.no_grad():
+            inp, _ = _run_block(self.block, out, [c.detach() for c in self.conditions], not self.rev)
+        inp = inp.to(input_dtype).requires_grad_()
+        result, log_det = _run_block(self.block, inp, self.conditions, self.rev)
+        targets = self.totals.targets(self.block, self.conditions)
+        grads = torch.autograd.grad(
+            (result, log_det), [inp, *targets],
+            (grad_out.to(result.dtype), grad_log_det.to(log_det.dtype)), allow_unused=True,
+        )
+        self.totals.add(targets, grads[1:])
+        return inp.detach(), grads[0]
+
+    def _coupling(
+        self, out: Tensor, grad_out: Tensor, grad_log_det: Tensor, input_dtype: torch.dtype
+    ) -> tuple[Tensor, Tensor]:
+        """A GLOW coupling: each subnet runs once, its output serving both the inversion and the local gradients.
+
+        The block is two affine halves, each moving one part of the tensor with coefficients a subnet computes
+        from the other part. Undone last to first, a half's subnet input is already known (an output part, or
+        one the later half recovered), so the subnet runs once with gradients on; the moved part is recovered
+        from its coefficients by FrEIA's own inverse arithmetic, and the half's forward expression on that
+        recovered part, with the same coefficients, gives its local gradients.
+        """
+        block = self.block
+        sizes = [block.split_len1, block.split_len2]
+        parts = list(torch.split(out, sizes, dim=1))
+        grads = list(torch.split(grad_out, sizes, dim=1))
+        halves = [(0, block.subnet2), (1, block.subnet1)]  # (moved part, subnet) in the order of FrEIA's forward
+        for moved, subnet in (halves if self.rev else halves[::-1]):
+            source = parts[1 - moved].detach().requires_grad_()
+            parts[moved], grads[moved], grad_source = self._half(
+                subnet, source, parts[moved], grads[moved], grad_log_det, input_dtype
+            )
+            grads[1 - moved] = grads[1 - moved] + grad_source
+        return torch.cat(parts, 1), torch.cat(grads, 1)
+
+    def _half(
+        self, subnet: nn.Module, source: Tensor, moved_out: Tensor, grad_moved_out: Tensor, grad_log_det: Tensor,
+        input_dtype: torch.dtype,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One affine half undone: (the moved part's input, its gradient, the gradient through the subnet's input)."""
+        block = self.block
+        coefficients = subnet(torch.cat([source, *self.conditions], 1) if block.conditional else source)
+        size = moved_out.shape[1]
+        scale = block.clamp * block.f_clamp(coefficients[:, :size])
+        shift = coefficients[:, size:]
+        log_det = torch.sum(scale, dim=tuple(range(1, block.ndims + 1)))
+        with torch.no_grad():  # FrEIA's inverse of this half, to the bit
+            moved_in = torch.exp(scale) * moved_out + shift if self.rev else (moved_out - shift) * torch.exp(-scale)
+        moved_in = moved_in.to(input_dtype).requires_grad_()
+        if self.rev:
+            result, log_det = (moved_in - shift) * torch.exp(-scale), -log_det
+        else:
+            result = torch.exp(scale) * moved_in + shift
+        targets = self.totals.targets(subnet, self.conditions)
+        grads = torch.autograd.grad(
+            (result, log_det), [moved_in, source, *targets],
+            (grad_moved_out.to(result.dtype), grad_log_det.to(log_det.dtype)), allow_unused=True,
+        )
+        self.totals.add(targets, grads[2:])
+        return moved_in.detach(), grads[0], grads[1]
+
+
+def _is_glow_coupling(block: nn.Module) -> bool:
+    """Whether ``block`` computes exactly FrEIA's ``GLOWCouplingBlock`` (a subclass may not change its arithmetic)."""
+    methods = ("forward", "_coupling1", "_coupling2")
+    return isinstance(block, GLOWCouplingBlock) and all(
+        getattr(type(block), name) is getattr(GLOWCouplingBlock, name) for name in methods
+    )
 
 
 class MemorySavingChain(InvertibleModule):
-    """A chain of single-tensor FrEIA blocks that backpropagates in memory that does not grow with its length.
+    """A chain of single-tensor FrEIA blocks whose backward pass keeps no activations per block, whatever its length.
 
     Forward and reverse results are those of the same blocks in a ``SequenceINN`` or a chain-shaped ``GraphINN``;
     only the backward pass differs: it keeps the chain's output and recovers every block's input by inversion
