@@ -10,6 +10,7 @@ per training step.
 
     python benchmarks/memory.py                 # batch 4 of 512 x 512, finest level, 4 / 8 / 16 steps per level
     python benchmarks/memory.py --levels 3      # a stack of three levels' INNs
+    python benchmarks/memory.py --alternate 3   # time only: plain and memory-saving steps alternating, 3 each
     python benchmarks/memory.py --quick         # a smoke run of a few seconds
 """
 
@@ -20,6 +21,7 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,8 +38,8 @@ def profile(quick: bool) -> dict[str, Any]:
     return {"size": 512, "batch": 4, "steps": [4, 8, 16], "hidden_channels": 64, "train_steps": 2}
 
 
-def run_case(case: dict[str, Any]) -> dict[str, Any]:
-    """Train ``case``'s level flows for a few steps in this process: median seconds per step and peak memory."""
+def training_step(case: dict[str, Any]) -> Callable[[], None]:
+    """A training step of ``case``'s level flows (ActNorm already initialised): forward, NLL, backward, Adamax."""
     settings = profile(case["quick"])
     device = torch.device(case["device"])
     torch.manual_seed(0)
@@ -64,18 +66,45 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     with torch.no_grad():
         for flow, low, detail in zip(flows, lows, details, strict=True):
             flow(detail, c=[low])  # ActNorm's data initialisation, before training
+    return step
+
+
+def timed(step: Callable[[], None], device: torch.device) -> float:
+    """Seconds of one call of ``step``, the device synchronised before and after."""
+    synchronize(device)
+    started = time.perf_counter()
+    step()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+def run_case(case: dict[str, Any]) -> dict[str, Any]:
+    """Train ``case``'s level flows for a few steps in this process: median seconds per step and peak memory."""
+    device = torch.device(case["device"])
+    step = training_step(case)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     before = peak_memory_mb(device)
-    seconds = []
-    for _ in range(settings["train_steps"] + 1):  # the first step is a warm-up
-        synchronize(device)
-        started = time.perf_counter()
-        step()
-        synchronize(device)
-        seconds.append(time.perf_counter() - started)
+    seconds = [timed(step, device) for _ in range(profile(case["quick"])["train_steps"] + 1)]  # first: warm-up
     peak = peak_memory_mb(device)
     return {"seconds_per_step": statistics.median(seconds[1:]), "peak_memory_mb": peak, "training_mb": peak - before}
+
+
+def alternate(case: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Plain and memory-saving steps of one depth in this process, alternating: median seconds and their ratio.
+
+    Timing both in turn exposes them to the same load, which a case per subprocess, one after another, does not.
+    """
+    device = torch.device(case["device"])
+    steps = {saving: training_step({**case, "memory_saving": saving}) for saving in (False, True)}
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for repeat in range(repeats + 1):  # the first round is a warm-up
+        for saving, step in steps.items():
+            elapsed = timed(step, device)
+            if repeat:
+                seconds[saving].append(elapsed)
+    plain, saving = (statistics.median(seconds[mode]) for mode in (False, True))
+    return {"plain_s": plain, "memory_saving_s": saving, "ratio": saving / plain}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -101,6 +130,24 @@ def table(results: list[dict[str, Any]]) -> str:
     return markdown_table(header, body, left=1)
 
 
+def timing_only(args: argparse.Namespace, devices: list[str], settings: dict[str, Any], facts: dict[str, Any]
+                ) -> None:
+    """``--alternate``: the time ratio per device and depth, from alternating steps; prints a table, writes JSON."""
+    rows = []
+    for device in devices:
+        for steps in settings["steps"]:
+            case = {"device": device, "steps": steps, "levels": args.levels, "quick": args.quick}
+            rows.append({"case": case, **alternate(case, args.alternate)})
+            print(f"{device}, {steps} steps per level: time ratio {rows[-1]['ratio']:.2f}×", flush=True)
+    body = [[row["case"]["device"], row["case"]["steps"], f"{row['plain_s']:.2f}", f"{row['memory_saving_s']:.2f}",
+             f"{row['ratio']:.2f}×"] for row in rows]
+    text = markdown_table(["device", "steps per level", "s/step, plain", "s/step, memory-saving", "time ratio"],
+                          body, left=1)
+    write_json(args.output, {"benchmark": "memory-time", "machine": facts, "repeats": args.alternate,
+                             "settings": {**settings, "levels": args.levels}, "results": rows, "table": text})
+    print(text, f"JSON: {args.output}", sep="\n\n")
+
+
 def main() -> None:
     """Run every case in its own subprocess, print the table and write the JSON (or run one ``--case``)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,6 +155,8 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=1, help="how many levels' INNs are stacked (default: 1)")
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=None,
                         help="where to run (default: the CPU, and the GPU where there is one)")
+    parser.add_argument("--alternate", type=int, metavar="REPEATS",
+                        help="time only: plain and memory-saving steps alternating in one process, REPEATS each")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_threads(args.threads)
@@ -118,6 +167,9 @@ def main() -> None:
     print(describe_machine(facts), flush=True)
     settings = profile(args.quick)
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.alternate:
+        timing_only(args, devices, settings, facts)
+        return
     results = []
     for device in devices:
         for steps in settings["steps"]:

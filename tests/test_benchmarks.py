@@ -28,9 +28,9 @@ def benchmark(monkeypatch):
     return importlib.import_module
 
 
-def run_quick(script: str, output: Path) -> str:
-    """Run ``benchmarks/<script> --quick`` in a subprocess; its standard output."""
-    command = [sys.executable, str(BENCHMARKS / script), "--quick", "--output", str(output)]
+def run_quick(script: str, output: Path, *options: str) -> str:
+    """Run ``benchmarks/<script> --quick [options]`` in a subprocess; its standard output."""
+    command = [sys.executable, str(BENCHMARKS / script), "--quick", "--output", str(output), *options]
     process = subprocess.run(command, capture_output=True, text=True, check=False, cwd=output.parent)
     assert process.returncode == 0, process.stderr[-3000:]
     return process.stdout
@@ -124,6 +124,10 @@ def test_memory_quick_run_prints_a_table_and_writes_both_modes_per_depth(tmp_pat
     assert modes == {(steps, saving) for steps in document["settings"]["steps"] for saving in (False, True)}
     for entry in document["results"]:
         assert entry["peak_memory_mb"] > 0 and entry["seconds_per_step"] > 0 and entry["training_mb"] >= 0
+    assert_markdown_table(run_quick("memory.py", tmp_path / "time.json", "--alternate", "1"))
+    timing = json.loads((tmp_path / "time.json").read_text(encoding="utf-8"))
+    assert [row["case"]["steps"] for row in timing["results"]] == document["settings"]["steps"]
+    assert all(row["ratio"] == row["memory_saving_s"] / row["plain_s"] > 0 for row in timing["results"])
 
 
 @pytest.mark.slow
