@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .model import BRANCHES, WaveletUNetFlow
+from .model import WaveletUNetFlow
 
 SCALARS = (str, int, float, type(None))
 
@@ -27,12 +27,14 @@ def brief(values: Mapping[str, Any], shown: int = 6) -> str:
 
 
 def parameter_table(model: WaveletUNetFlow) -> str:
-    """Parameters per level: each branch's INN and the transfer net, with row and column totals."""
+    """Parameters per level: each codec's INN (one column per codec: blur and sharp, or the shared one) and the
+    transfer net, with row and column totals."""
     counts = model.parameter_counts()
-    columns = [f"flow.{branch}" for branch in BRANCHES] + ["transfer"]
+    codecs = list(model.flows)
+    columns = [f"flow.{codec}" for codec in codecs] + ["transfer"]
     lines = [f"{'level':<8}" + "".join(f"{name:>14}" for name in columns) + f"{'total':>14}"]
     for level in range(1, model.config.levels + 1):
-        row = [counts[f"flow.{branch}.level{level}"] for branch in BRANCHES] + [counts[f"transfer.level{level}"]]
+        row = [counts[f"flow.{codec}.level{level}"] for codec in codecs] + [counts[f"transfer.level{level}"]]
         lines.append(f"{level:<8}" + "".join(f"{value:>14,}" for value in row) + f"{sum(row):>14,}")
     lines.append(f"{'total':<8}" + " " * 14 * len(columns) + f"{counts['total']:>14,}")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -151,6 +152,20 @@ def test_info_shows_config_parameter_counts_and_training(model_dir):
     assert "hidden_channels" in result.stdout and "random weights for tests" in result.stdout
     total = sum(parameter.numel() for parameter in WaveletUNetFlow.from_pretrained(model_dir).parameters())
     assert f"{total:,}" in result.stdout
+
+
+def test_info_and_deblur_take_a_shared_codec_model(tmp_path):
+    torch.manual_seed(0)
+    model = WaveletUNetFlow(UMLINConfig(shared_codec=True, **TINY))
+    model.save_pretrained(tmp_path / "shared")
+    result = CliRunner().invoke(main, ["info", "--model", str(tmp_path / "shared")])
+    assert result.exit_code == 0, result.output
+    assert "flow.shared" in result.stdout and "flow.blur" not in result.stdout
+    assert f"{model.parameter_counts()['total']:,}" in result.stdout
+    image = save(tmp_path / "in.png", pattern(1, 20, 24))
+    result = CliRunner().invoke(main, ["deblur", str(image), "-o", str(tmp_path / "out"), "--model",
+                                       str(tmp_path / "shared"), "--no-progress"])
+    assert result.exit_code == 0 and (tmp_path / "out" / "in.png").is_file()
 
 
 @pytest.mark.parametrize("command", ["deblur", "eval", "demo", "info"])
