@@ -106,16 +106,14 @@ class WaveletFlow(nn.Module):
         super().__init__()
         if factory is not None and flow_options:
             raise ValueError(f"give a factory or options for the default one, not both: {sorted(flow_options)}")
-        if factory is None:
-            condition_channels = channels if conditional else 0
-
-            def factory(level: int) -> nn.Module:
-                return build_level_flow(3 * channels, condition_channels, **flow_options)
-
         self.channels, self.levels, self.conditional = channels, levels, conditional
         self.pyramid = WaveletPyramid(levels)
         for level in range(levels):
-            self.add_module(str(level), factory(level))
+            if factory is None:
+                inn = build_level_flow(3 * channels, channels if conditional else 0, **flow_options)
+            else:
+                inn = factory(level)
+            self.add_module(str(level), inn)
 
     @property
     def inns(self) -> list[nn.Module]:
