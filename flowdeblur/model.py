@@ -78,12 +78,11 @@ class WaveletUNetFlow(nn.Module):
         super().__init__()
         self.config = config = config or UMLINConfig()
         self.metadata: dict[str, Any] = {}
-
-        def codec() -> WaveletFlow:
-            return WaveletFlow(config.channels, config.levels, factory=lambda level: flow_factory(config, level))
-
         names = (SHARED,) if config.shared_codec else BRANCHES
-        self.flows = nn.ModuleDict({name: codec() for name in names})
+        self.flows = nn.ModuleDict({
+            name: WaveletFlow(config.channels, config.levels, factory=lambda level: flow_factory(config, level))
+            for name in names
+        })
         self.transfer = nn.ModuleList(transfer_factory(config, level) for level in range(config.levels))
 
     def codec(self, branch: str) -> WaveletFlow:
