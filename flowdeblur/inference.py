@@ -2,8 +2,8 @@
 
 The model's colour layer (``flowdeblur.color.image_to_channels``) deblurs a gray image as the RGB image with
 R = G = B, so a Y model sees its true BT.601 luma and an RGB model its three equal channels; the result is gray
-again. Outputs are PNG (lossless, 8 or 16 bits, gray or
-RGB as the input was, with its ICC profile and EXIF tags), so deblurring never adds compression artefacts.
+again. Outputs are PNG (lossless, 8 or 16 bits, gray or RGB as the input was, with its ICC profile and EXIF
+tags), so deblurring never adds compression artefacts.
 """
 
 from __future__ import annotations

@@ -5,14 +5,13 @@ All reductions happen in float32 (or wider) whatever precision the networks ran 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from .flows.wavelet_flow import gaussian_log_likelihood
+from .flows.wavelet_flow import gaussian_bits_per_dim
 
 
 def _wide(t: Tensor) -> Tensor:
@@ -26,8 +25,7 @@ def gaussian_nll_bits_per_dim(latents: Sequence[Tensor], log_dets: Sequence[Tens
     dimensions, so values are comparable across image sizes. Continuous densities can give negative bits.
     The same quantity as :meth:`flowdeblur.flows.Encoding.bits_per_dim`, averaged over the batch.
     """
-    dims = sum(z[0].numel() for z in latents)
-    return (-gaussian_log_likelihood(latents, log_dets) / (dims * math.log(2.0))).mean()
+    return gaussian_bits_per_dim(latents, log_dets).mean()
 
 
 def latent_l1(latents: Sequence[Tensor]) -> Tensor:
