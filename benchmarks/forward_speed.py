@@ -8,12 +8,14 @@ the wall clock; the table gives medians, their ratio, and the largest difference
 ``deblur_image`` (what ``flowdeblur deblur`` runs per image) is timed too, each revision with its default tiling.
 
     python benchmarks/forward_speed.py --base bea08d9          # paper and shipped sizes, 256² and 720p
+    python benchmarks/forward_speed.py --base bea08d9 --models shipped --sizes 256² --repeats 9   # one case
     python benchmarks/forward_speed.py --base bea08d9 --quick  # a smoke run with a tiny model
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import statistics
 import subprocess
@@ -29,6 +31,7 @@ import common
 import torch
 
 from flowdeblur import WaveletUNetFlow
+from flowdeblur.color import image_to_channels
 from flowdeblur.inference import TileOptions, deblur_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +54,15 @@ def model_pair(base: ModuleType, config: Any, image: torch.Tensor) -> tuple[torc
     """This checkout's model and the base revision's, with the same perturbed, ActNorm-initialised weights."""
     torch.manual_seed(0)
     model = WaveletUNetFlow(config).eval()
-    model.initialize(image, image)
+    working = image_to_channels(image, config.color)
+    model.initialize(working, working)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
-    old = base.WaveletUNetFlow(base.config.UMLINConfig.from_dict(config.to_dict())).eval()
+    known = {field.name for field in dataclasses.fields(base.config.UMLINConfig)}  # fields added since keep defaults
+    old_config = base.config.UMLINConfig.from_dict({k: v for k, v in config.to_dict().items() if k in known})
+    old = base.WaveletUNetFlow(old_config).eval()
     old.load_state_dict(model.state_dict())
     return model, old
 
@@ -94,12 +100,18 @@ def main() -> None:
     common.add_common_arguments(parser, "forward_speed.json")
     parser.add_argument("--base", default="HEAD", help="the git revision to compare against (default: HEAD)")
     parser.add_argument("--repeats", type=int, default=5, help="timed forwards per model and size (default: 5)")
+    parser.add_argument("--models", nargs="+", choices=["paper", "shipped"], default=["paper", "shipped"],
+                        help="model sizes to time (default: both)")
+    parser.add_argument("--sizes", nargs="+", choices=["256²", "720p"], default=["256²", "720p"],
+                        help="image sizes to time (default: both)")
     args = parser.parse_args()
     common.set_threads(args.threads)
     facts = common.machine()
     print(common.describe_machine(facts), flush=True)
-    models = {"tiny": common.TINY} if args.quick else {"paper": common.PAPER_SIZE, "shipped": common.SHIPPED_SIZE}
-    sizes = {"64²": (64, 64)} if args.quick else {"256²": (256, 256), "720p": (720, 1280)}
+    all_models = {"paper": common.PAPER_SIZE, "shipped": common.SHIPPED_SIZE}
+    all_sizes = {"256²": (256, 256), "720p": (720, 1280)}
+    models = {"tiny": common.TINY} if args.quick else {name: all_models[name] for name in args.models}
+    sizes = {"64²": (64, 64)} if args.quick else {name: all_sizes[name] for name in args.sizes}
     repeats = 1 if args.quick else args.repeats
     results, rows = [], []
     with tempfile.TemporaryDirectory() as folder:
