@@ -137,3 +137,12 @@ def test_conv_shapes_quick_run_times_every_shape_with_the_fast_path_equal(tmp_pa
     for entry in document["results"]:
         assert set(entry["seconds"]) == {"nchw", "channels_last", "fast"} and entry["calls"] >= 1
         assert entry["max_abs_difference"] <= 1e-5
+
+
+@pytest.mark.slow
+def test_forward_speed_quick_run_compares_a_git_revision_with_this_checkout(tmp_path):
+    if subprocess.run(["git", "-C", str(BENCHMARKS), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout: forward_speed.py takes its base revision from git")
+    _, document = quick_document("forward_speed.py", tmp_path, {"machine", "base", "results", "table"})
+    (entry,) = document["results"]
+    assert entry["max_abs_difference"] <= 1e-5 and entry["deblur_max_abs_difference"] <= 1e-5
