@@ -34,6 +34,10 @@ _GRAY_16 = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _GRAY_8 = frozenset({"1", "L", "LA", "La"})
 _COLOUR_8 = frozenset({"P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
 _ALPHA = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+# zlib level of written PNGs: at 720p level 3 encodes in a third of the time of Pillow's default 6 (79 against
+# 251 ms) for files 8 % larger; lossless either way.
+PNG_COMPRESSION = 3
+_WRITE_OPTIONS = {"JPEG": {"quality": 95}, "PNG": {"compress_level": PNG_COMPRESSION}}
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
 _limit: int | None = None
@@ -229,12 +233,13 @@ def _encode(target: Path, array: np.ndarray, image_format: str, metadata: ImageM
             tifffile.imwrite(target, array, photometric=photometric, extrasamples=("unassalpha",) * (planes % 2 == 0),
                              iccprofile=metadata.icc_profile)
         else:
-            writer = png.Writer(width, height, bitdepth=16, greyscale=planes < 3, alpha=planes % 2 == 0)
+            writer = png.Writer(width, height, bitdepth=16, greyscale=planes < 3, alpha=planes % 2 == 0,
+                                compression=PNG_COMPRESSION)
             encoded = io.BytesIO()
             writer.write(encoded, array.reshape(height, -1))
             target.write_bytes(add_png_chunks(encoded.getvalue(), metadata))
         return
-    options = {"quality": 95} if image_format == "JPEG" else {}
+    options = _WRITE_OPTIONS.get(image_format, {})
     Image.fromarray(array).save(target, format=image_format, **options, **pillow_options(metadata))
 
 
