@@ -65,17 +65,14 @@ class HaarWavelet(nn.Module):
             raise ValueError(f"HaarWavelet.analysis needs even height and width, got {tuple(x.shape[-2:])}")
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.to(torch.promote_types(x.dtype, torch.float32))
-            bands = lowlevel.afb2d_nonsep(x, self._filters(x)["analysis"], mode="zero")
-        n, c, h, w = x.shape[0], x.shape[1], x.shape[2] // 2, x.shape[3] // 2
-        bands = bands.view(n, c, 4, h, w)
-        return bands[:, :, 0].contiguous(), bands[:, :, 1:].reshape(n, 3 * c, h, w)
+            bands = lowlevel.afb2d_nonsep(x, self._filters(x)["analysis"], mode="zero").unflatten(1, (x.shape[1], 4))
+        return bands[:, :, 0].contiguous(), bands[:, :, 1:].flatten(1, 2)
 
     def synthesis(self, low: Tensor, detail: Tensor) -> Tensor:
         """Exact inverse of :meth:`analysis`."""
-        n, c, h, w = low.shape
         with torch.autocast(device_type=low.device.type, enabled=False):
             dtype = torch.promote_types(torch.promote_types(low.dtype, detail.dtype), torch.float32)
-            bands = torch.cat([low.to(dtype).unsqueeze(2), detail.to(dtype).reshape(n, c, 3, h, w)], dim=2)
+            bands = torch.cat([low.to(dtype).unsqueeze(2), detail.to(dtype).unflatten(1, (low.shape[1], 3))], dim=2)
             return lowlevel.sfb2d_nonsep(bands, self._filters(bands)["synthesis"], mode="zero")
 
 
