@@ -52,13 +52,15 @@ from common import (
     write_json,
 )
 from learned import parameter_count, train_for
-from nafnet import nafnet_with_parameters
+from nafnet import NAFNet, nafnet_with_parameters
+from shift_consistency import model_restorer, shift_consistency
 from torch import Tensor, nn
 from torch.utils.data import Subset
 from unet import unet_with_parameters
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.baselines import BASELINES, tune
+from flowdeblur.config import PRESETS
 from flowdeblur.data import BlurMixture, BlurSpec, DeblurDataset, build_dataset
 from flowdeblur.data.blur import Blur
 from flowdeblur.data.factory import BUILTIN_GRID
@@ -83,6 +85,8 @@ LEARNED_BASELINES: dict[str, tuple[str, Callable[..., nn.Module]]] = {
     "U-Net": ("plain U-Net", unet_with_parameters),
     "NAFNet-style": ("NAFNet-style", nafnet_with_parameters),
 }
+NAFNET_WIDTHS = (8, 16, 32)  # the NAFNet-style family: quality against forward time, trained as long as the design
+FORWARD_SIZE = (720, 1280)  # the frame each learned network's forward pass is timed on (one Y channel)
 ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = BUILTIN_GRID  # the built-in set's grid cell: 24 test and 24 val crops, training windows in training cells
 PAPER_SHARES = (0.2, 0.2, 0.6, 0.0)  # of the budget for stages 1, 2, 3 (and the joint stage)
@@ -133,6 +137,19 @@ def variants(l1_weight: float) -> tuple[Variant, ...]:
     )
 
 
+def preset_fields(name: str) -> tuple[tuple[str, Any], ...]:
+    """The fields in which ``PRESETS[name]`` differs from the shipped size (the ``compact`` preset)."""
+    preset, base = PRESETS[name].to_dict(), PRESETS["compact"].to_dict()
+    return tuple((field, value) for field, value in preset.items() if base[field] != value)
+
+
+# The designs beyond the paper, trained on every protocol like the UML-IN row: the name in the JSON -> the variant.
+DESIGNS: dict[str, Variant] = {
+    "UML-IN pyramid": Variant("pyramid preset", JOINT_ONLY, model=preset_fields("pyramid")),
+    "bare pyramid": Variant("pyramid preset without INNs", JOINT_ONLY, model=(*preset_fields("pyramid"), ("steps", 0))),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a run trains and scores: the model, the budget, crops, batch, how many val/test images."""
@@ -149,6 +166,9 @@ class Settings:
     work_dir: Path
     ablation: bool = True
     rows: tuple[str, ...] = ()
+    designs: bool = True
+    nafnet_widths: tuple[int, ...] = NAFNET_WIDTHS
+    forward_size: tuple[int, int] = FORWARD_SIZE
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -167,6 +187,9 @@ class Settings:
             "protocols": {name: PROTOCOLS[name][1].describe(SEED) for name in self.protocols},
             "ablation_protocol": ABLATION_PROTOCOL,
             "ablation_rows": list(self.rows) or "all",
+            "designs": {name: dict(variant.model) for name, variant in DESIGNS.items()} if self.designs else {},
+            "nafnet_widths": list(self.nafnet_widths),
+            "forward_size": list(self.forward_size),
             "psnr_cap": PSNR_CAP,
             "seed": SEED,
         }
@@ -175,10 +198,10 @@ class Settings:
 def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     """The full run's settings, or tiny ones for ``--quick``."""
     common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight, ablation=args.ablation,
-                  rows=tuple(args.rows or ()))
+                  rows=tuple(args.rows or ()), designs=args.designs, nafnet_widths=tuple(args.nafnet_widths))
     if args.quick:
         return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
-                        warmup_steps=1, **common)
+                        warmup_steps=1, forward_size=(64, 64), **{**common, "nafnet_widths": (4,)})
     return Settings(SHIPPED_SIZE, args.budget_seconds or 240.0, crop_size=64, batch_size=16, images=24,
                     calibration_steps=5, warmup_steps=10, **common)
 
@@ -247,20 +270,24 @@ def train_config(settings: Settings, output_dir: Path, stage_steps: tuple[int, .
 
 
 class StepTimes:
-    """Seconds per optimiser step of each stage, per architecture, from a short run of the trainer (its own timings)."""
+    """Seconds per optimiser step of each stage a variant runs, per architecture, from a short run of the trainer."""
 
     def __init__(self, settings: Settings, datasets: tuple[Any, Any], root: Path) -> None:
         self.settings, self.datasets, self.root = settings, datasets, root
-        self.measured: dict[tuple[tuple[str, Any], ...], tuple[float, ...]] = {}
+        self.measured: dict[tuple[Any, ...], tuple[float, ...]] = {}
 
     def __call__(self, variant: Variant) -> tuple[float, ...]:
-        if variant.model not in self.measured:
-            steps = (self.settings.calibration_steps,) * len(STAGES)
-            probe = Variant(f"calibration {len(self.measured)}", JOINT_ONLY, model=variant.model)
+        runs = tuple(share > 0 for share in variant.shares)
+        key = (variant.model, runs)
+        if key not in self.measured:
+            steps = tuple(self.settings.calibration_steps if run else 0 for run in runs)
+            probe = Variant(f"calibration {len(self.measured)}", variant.shares, model=variant.model)
             config = train_config(self.settings, self.root / probe.slug, steps, probe)
             stages = WaveletUNetFlow.from_pretrained(train(config, self.datasets)).metadata["stages"]
-            self.measured[variant.model] = tuple(stages[s.name]["seconds"] / stages[s.name]["steps"] for s in STAGES)
-        return self.measured[variant.model]
+            per_stage = zip(STAGES, runs, strict=True)
+            self.measured[key] = tuple(stages[s.name]["seconds"] / stages[s.name]["steps"] if run else 0.0
+                                       for s, run in per_stage)
+        return self.measured[key]
 
 
 def stage_steps(variant: Variant, budget: float, seconds_per_step: tuple[float, ...]) -> tuple[int, ...]:
@@ -290,18 +317,36 @@ def train_variant(
     }
 
 
+def forward_seconds(network: Callable[[Tensor], Tensor], size: tuple[int, int]) -> float:
+    """CPU seconds of one forward pass on a random Y frame of ``size`` (after one warm-up pass), inference mode."""
+    frame = torch.rand(1, 1, *size)
+    with torch.inference_mode():
+        network(frame)
+        started = time.thread_time()
+        network(frame)
+        return time.thread_time() - started
+
+
+def cost_and_consistency(model: nn.Module, test: list[Triple], size: tuple[int, int]) -> dict[str, float]:
+    """A trained network's 720p forward time and its shift consistency (dB) on the test crops."""
+    model.eval().cpu()
+    restore = model_restorer(model)
+    blurry = torch.stack([b for b, _, _ in test])
+    return {"forward_s": forward_seconds(restore, size), "shift_consistency": shift_consistency(restore, blurry)}
+
+
 def learned_results(
-    network: Callable[..., nn.Module], config: TrainConfig, train_set: DeblurDataset, seconds: float,
-    parameters: int, test: list[Triple], device: torch.device,
+    network: nn.Module, config: TrainConfig, train_set: DeblurDataset, seconds: float, test: list[Triple],
+    settings: Settings, device: torch.device,
 ) -> dict[str, Any]:
-    """``network(parameters, channels=...)`` trained for ``seconds`` on the batches UML-IN's trainer draws."""
+    """``network`` trained for ``seconds`` on the batches UML-IN's trainer draws; scores, cost and consistency."""
     torch.manual_seed(SEED)
     accelerator = Accelerator(mixed_precision="no")
     loader = training_loader(train_set, config)
-    model, prepared = accelerator.prepare(network(parameters, channels=config.model.channels), loader)
+    model, prepared = accelerator.prepare(network, loader)
     facts = train_for(model, accelerator, batch_stream(accelerator, prepared, loader.sampler), seconds)
     return {**model_scores(model, test, device), **facts, "parameters": parameter_count(model),
-            "train_seconds": facts["seconds"]}
+            "train_seconds": facts["seconds"], **cost_and_consistency(model, test, settings.forward_size)}
 
 
 def rows_to_train(protocol: str, settings: Settings) -> list[Variant]:
@@ -309,6 +354,17 @@ def rows_to_train(protocol: str, settings: Settings) -> list[Variant]:
     ablated = protocol == ABLATION_PROTOCOL and settings.ablation
     return [row for row in variants(settings.l1_weight)
             if row.name == JOINT or (ablated and (not settings.rows or row.name in settings.rows))]
+
+
+def trained_uml_in(
+    settings: Settings, variant: Variant, datasets: tuple[Any, Any], step_times: StepTimes, root: Path,
+    test: list[Triple], device: torch.device,
+) -> dict[str, Any]:
+    """One UML-IN variant trained for the budget: its scores, what training took, cost and consistency."""
+    model, facts = train_variant(settings, variant, datasets, step_times, root)
+    results = {**model_scores(model, test, device), **facts}
+    results["steps_per_second"] = sum(facts["stage_steps"]) / facts["train_seconds"]
+    return {**results, **cost_and_consistency(model, test, settings.forward_size)}
 
 
 def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[str, Any]:
@@ -325,21 +381,33 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     step_times = StepTimes(settings, datasets, root)
     ablation = {}
     for variant in rows_to_train(name, settings):
-        model, facts = train_variant(settings, variant, datasets, step_times, root)
-        ablation[variant.name] = {**model_scores(model, test, device), **facts}
-        print(f"[{name}] {variant.name}: {ablation[variant.name]['psnr']:.2f} dB after "
-              f"{facts['train_seconds']:.0f} s {facts['stage_steps']}", flush=True)
+        ablation[variant.name] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)
+        facts = ablation[variant.name]
+        print(f"[{name}] {variant.name}: {facts['psnr']:.2f} dB after {facts['train_seconds']:.0f} s "
+              f"{facts['stage_steps']}", flush=True)
     full = ablation[JOINT]
     config = train_config(settings, root / "learned", full["stage_steps"], Variant(JOINT, JOINT_ONLY))
+    channels = config.model.channels
     for method, (_, network) in LEARNED_BASELINES.items():
-        methods[method] = learned_results(network, config, train_set, full["train_seconds"], full["parameters"],
-                                          test, device)
+        methods[method] = learned_results(network(full["parameters"], channels=channels), config, train_set,
+                                          full["train_seconds"], test, settings, device)
         print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['steps']} steps",
               flush=True)
     methods["UML-IN"] = full
+    for method, variant in DESIGNS.items() if settings.designs else ():
+        methods[method] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)
+        print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['train_seconds']:.0f} s",
+              flush=True)
+    design_seconds = methods["UML-IN pyramid"]["train_seconds"] if settings.designs else full["train_seconds"]
+    for width in settings.nafnet_widths:
+        method = f"NAFNet-style w{width}"
+        methods[method] = learned_results(NAFNet(channels, width), config, train_set, design_seconds, test, settings,
+                                          device)
+        print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['steps']} steps",
+              flush=True)
     return {
         "label": label, "blur": blur.describe(SEED), "images": len(test),
-        "seconds_per_step": {str(dict(model)): times for model, times in step_times.measured.items()},
+        "seconds_per_step": {str(dict(model)): times for (model, _), times in step_times.measured.items()},
         "methods": methods, "ablation": ablation if len(ablation) > 1 else {},
         "wall_seconds": time.perf_counter() - started,
     }
@@ -350,6 +418,11 @@ def row_label(method: str, result: dict[str, Any]) -> str:
     """A method's name in the table, with what sets it apart."""
     if method == "UML-IN":
         return f"UML-IN ({JOINT}, end to end)"
+    if method in DESIGNS:
+        return {"UML-IN pyramid": "UML-IN, pyramid preset (joint, L1)",
+                "bare pyramid": "pyramid preset, INNs replaced by the identity (the Haar pyramid alone)"}[method]
+    if method.startswith("NAFNet-style w"):
+        return f"{method}, {result['parameters']:,} parameters, L1, as long as the pyramid preset"
     if method in LEARNED_BASELINES:
         return f"{LEARNED_BASELINES[method][0]}, {result['parameters']:,} parameters, L1"
     return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
@@ -386,6 +459,26 @@ def table(protocols: dict[str, dict[str, Any]]) -> str:
     return markdown_table(header, rows)
 
 
+def cost_table(protocols: dict[str, dict[str, Any]]) -> str:
+    """Quality for cost: every learned method's parameters, training steps per second and forward time, then per
+    protocol its Y-PSNR and shift consistency (dB; higher: the result moves less with the block grid)."""
+    names = list(protocols)
+    learned = [m for m, r in protocols[names[0]]["methods"].items() if "forward_s" in r]
+    header = ["method", "parameters", "steps/s", "forward (s)"]
+    header += [f"{protocols[n]['label']}: {m}" for n in names for m in ("Y-PSNR", "shift consistency")]
+    rows = []
+    for method in learned:
+        first = protocols[names[0]]["methods"][method]
+        steps_per_second = first.get("steps_per_second", first["steps"] / first["train_seconds"] if "steps" in first
+                                     else float("nan"))
+        cells = [method, f"{first['parameters']:,}", f"{steps_per_second:.2f}", f"{first['forward_s']:.2f}"]
+        for n in names:
+            result = protocols[n]["methods"][method]
+            cells += [psnr_cell(result), f"{result['shift_consistency']:.2f}"]
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
 def tuned_values(protocols: dict[str, dict[str, Any]]) -> str:
     """The classical methods' tuned parameters per protocol, one line."""
     parts = []
@@ -406,6 +499,11 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, help="keep the trained models here (default: a temporary folder)")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false",
                         help="skip the ablation rows of the paper's protocol (its main rows only)")
+    parser.add_argument("--no-designs", dest="designs", action="store_false",
+                        help="skip the design rows (the pyramid preset, with and without its INNs) on every protocol")
+    parser.add_argument("--nafnet-widths", type=int, nargs="*", default=list(NAFNET_WIDTHS),
+                        help=f"widths of the NAFNet-style family, each trained as long as the pyramid preset "
+                        f"(default {' '.join(map(str, NAFNET_WIDTHS))}; none: skip)")
     parser.add_argument("--rows", nargs="+", choices=[variant.name for variant in variants(L1_WEIGHT)],
                         metavar="ROW", help="only these ablation rows (beside the UML-IN row), e.g. 'joint, one "
                         "shared codec'")
@@ -424,8 +522,10 @@ def main() -> None:
             document["protocols"][name] = run_protocol(name, settings, device)
             write_json(args.output, document)
     document["table"] = table(document["protocols"])
+    document["cost_table"] = cost_table(document["protocols"])
     write_json(args.output, document)
     print(document["table"])
+    print(document["cost_table"])
     print(tuned_values(document["protocols"]))
     print(f"JSON: {args.output}")
 

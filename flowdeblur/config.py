@@ -12,6 +12,8 @@ ColorMode = Literal["y", "rgb"]
 COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
 TransferContext = Literal["blurry", "restored"]
 TRANSFER_CONTEXTS: tuple[str, ...] = get_args(TransferContext)
+TransferNetKind = Literal["per-level", "pyramid"]
+TRANSFER_NETS: tuple[str, ...] = get_args(TransferNetKind)
 MAX_LEVELS = 16  # an image is padded to a multiple of 2^L pixels on a side: 65,536 at 16 levels
 MAX_STEPS = 64
 MAX_TRANSFER_BLOCKS = 64
@@ -24,16 +26,23 @@ class UMLINConfig:
 
     Attributes:
         levels: wavelet levels L (paper: 3).
-        steps: flow steps K per level INN (paper: 4).
+        steps: flow steps K per level INN (paper: 4); 0 makes each INN the identity, leaving the bare Haar pyramid.
         kernel_size: coupling subnet kernel (paper: 5x5).
         hidden_channels: width of the coupling subnets.
         clamp: soft clamp of the coupling log-scales (|s| <= clamp).
         color: "y" (BT.601 luma, the paper's protocol) or "rgb" (3 channels throughout).
-        transfer_hidden_channels: width of the transfer nets h_Γ (Eq. 7).
-        transfer_blocks: residual blocks per transfer net.
-        transfer_kernel_size: kernel of the transfer nets' convolutions.
-        transfer_dilation: dilation growth d: the transfer nets' residual block b dilates by d^b (paper: 1).
-        transfer_context: low-pass that conditions level l's transfer net: "blurry" x̃^(l) (paper) or "restored" x̂^(l).
+        transfer_net: "per-level" (the paper: one residual CNN h_Γ^(l) per level, Eq. 7) or "pyramid" (one NAFBlock
+            encoder-decoder across every level's latents, :class:`~flowdeblur.pyramid_transfer.PyramidTransfer`).
+        transfer_hidden_channels: width of the transfer nets h_Γ (Eq. 7); the pyramid net's width at level 1.
+        transfer_blocks: residual blocks per transfer net; the pyramid net's NAFBlocks per scale and side.
+        transfer_kernel_size: kernel of the per-level transfer nets' convolutions.
+        transfer_dilation: dilation growth d: the per-level nets' residual block b dilates by d^b (paper: 1).
+        transfer_context: low-pass that conditions level l's transfer net: "blurry" x̃^(l) (paper) or "restored" x̂^(l)
+            (per-level nets only).
+        transfer_extra_levels: the pyramid net's halvings below the coarsest level (pyramid only).
+        restore_lowpass: the pyramid net corrects the coarsest low-pass x̃^(L) too, where the paper passes it through.
+        refine_channels: width of a full-resolution residual CNN on the synthesised image (0: none, the paper).
+        refine_blocks: residual blocks of the full-resolution stage.
         shared_codec: one wavelet flow encodes blurry and decodes sharp images (paper: two, one per branch).
         memory_saving: the INNs backpropagate by inversion, in memory that does not grow with ``steps``.
 
@@ -51,11 +60,16 @@ saving changes neither results nor weights, only how training memory and time tr
     hidden_channels: int = 64
     clamp: float = 2.0
     color: ColorMode = "y"
+    transfer_net: TransferNetKind = "per-level"
     transfer_hidden_channels: int = 64
     transfer_blocks: int = 2
     transfer_kernel_size: int = 3
     transfer_dilation: int = 1
     transfer_context: TransferContext = "blurry"
+    transfer_extra_levels: int = 0
+    restore_lowpass: bool = False
+    refine_channels: int = 0
+    refine_blocks: int = 1
     shared_codec: bool = False
     memory_saving: bool = False
 
@@ -64,13 +78,16 @@ saving changes neither results nor weights, only how training memory and time tr
         check_fields(self)
         ranges = {
             "levels": (1, MAX_LEVELS),
-            "steps": (1, MAX_STEPS),
+            "steps": (0, MAX_STEPS),
             "kernel_size": (1, None),
             "hidden_channels": (1, None),
             "transfer_hidden_channels": (1, None),
             "transfer_blocks": (0, MAX_TRANSFER_BLOCKS),
             "transfer_kernel_size": (1, None),
             "transfer_dilation": (1, MAX_TRANSFER_DILATION),
+            "transfer_extra_levels": (0, MAX_LEVELS),
+            "refine_channels": (0, None),
+            "refine_blocks": (0, MAX_TRANSFER_BLOCKS),
         }
         for name, (low, high) in ranges.items():
             value = getattr(self, name)
@@ -82,6 +99,18 @@ saving changes neither results nor weights, only how training memory and time tr
                 raise ValueError(f"UMLINConfig.{name} must be odd so that convolutions keep the image size")
         if self.clamp <= 0:
             raise ValueError(f"UMLINConfig.clamp must be positive, got {self.clamp!r}")
+        if self.levels + self.transfer_extra_levels > MAX_LEVELS:
+            raise ValueError(f"UMLINConfig.levels + transfer_extra_levels must be at most {MAX_LEVELS}")
+        if self.transfer_net == "pyramid" and self.transfer_context != "blurry":
+            raise ValueError('UMLINConfig.transfer_context must be "blurry" with the pyramid transfer net, which '
+                             "restores every level at once")
+        if self.transfer_net == "per-level" and (self.transfer_extra_levels or self.restore_lowpass):
+            raise ValueError('UMLINConfig.transfer_extra_levels and restore_lowpass need transfer_net="pyramid"')
+
+    @property
+    def grid(self) -> int:
+        """The side of the block grid the networks see: 2^L, or 2^(L + extra levels) with the pyramid net."""
+        return 2 ** (self.levels + self.transfer_extra_levels)
 
     @property
     def channels(self) -> int:
@@ -107,8 +136,14 @@ saving changes neither results nor weights, only how training memory and time tr
 PRESETS: dict[str, UMLINConfig] = {
     "paper": UMLINConfig(),
     "compact": UMLINConfig(steps=2, hidden_channels=32),
+    "pyramid": UMLINConfig(
+        steps=2, hidden_channels=32, transfer_net="pyramid", transfer_hidden_channels=32, transfer_blocks=1,
+        transfer_extra_levels=1, restore_lowpass=True,
+    ),
 }
 PRESET_NOTES: dict[str, str] = {
     "paper": "paper: the paper's architecture (§3, §4.1), 1.08 M parameters",
-    "compact": "compact: 2 flow steps per level, 32-channel couplings, 0.59 M parameters (the shipped models)",
+    "compact": "compact: 2 flow steps per level, 32-channel couplings, 0.59 M parameters",
+    "pyramid": "pyramid: compact codecs and one NAFBlock encoder-decoder across the latent pyramid (and one level "
+               "below it) that restores the coarsest low-pass too; 1.28 M parameters (the shipped models)",
 }

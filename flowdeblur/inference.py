@@ -85,14 +85,14 @@ def tile_side(model: WaveletUNetFlow, height: int, width: int, options: TileOpti
     if options.tile is not None:
         return options.tile
     per_pixel = forward_bytes_per_pixel(model.config)
-    align = 2**model.config.levels
+    align = model.config.grid
     return cheapest_tile(height, width, per_pixel, options.max_memory, options.batch_size, options.overlap, align)
 
 
 def tile_count(model: WaveletUNetFlow, height: int, width: int, options: TileOptions) -> int:
     """How many tiles :func:`deblur_image` cuts an image of this size into."""
     tile = tile_side(model, height, width, options)
-    return len(tile_grid(height, width, tile, options.overlap, align=2**model.config.levels))
+    return len(tile_grid(height, width, tile, options.overlap, align=model.config.grid))
 
 
 @torch.inference_mode()
@@ -113,7 +113,7 @@ def deblur_image(
         tile=tile_side(model, *colour.shape[-2:], options),
         overlap=options.overlap,
         batch_size=options.batch_size,
-        align=2**model.config.levels,
+        align=model.config.grid,
         device=options.device,
         on_tile=on_tile,
     )

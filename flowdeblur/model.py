@@ -18,6 +18,7 @@ from .checkpoint import CheckpointError, read_model_dir, save_model_dir
 from .color import channels_to_image, image_to_channels
 from .config import UMLINConfig
 from .flows import Encoding, WaveletFlow, build_level_flow
+from .pyramid_transfer import FullResolutionStage, PyramidTransfer
 from .transfer import TransferNet
 
 BRANCHES = ("blur", "sharp")
@@ -54,6 +55,28 @@ def default_transfer_factory(config: UMLINConfig, level: int) -> nn.Module:
     )
 
 
+def build_transfer(config: UMLINConfig, transfer_factory: TransferFactory) -> nn.Module:
+    """The transfer part (Eq. 7): one net per level from ``transfer_factory``, or one pyramid net for all levels."""
+    if config.transfer_net == "pyramid":
+        return PyramidTransfer(
+            latent_channels=3 * config.channels,
+            condition_channels=config.channels,
+            levels=config.levels,
+            width=config.transfer_hidden_channels,
+            blocks=config.transfer_blocks,
+            extra_levels=config.transfer_extra_levels,
+            restore_lowpass=config.restore_lowpass,
+        )
+    return nn.ModuleList(transfer_factory(config, level) for level in range(config.levels))
+
+
+def build_refine(config: UMLINConfig) -> nn.Module:
+    """The full-resolution stage on the synthesised image, or the identity (the paper) when it has no channels."""
+    if not config.refine_channels:
+        return nn.Identity()
+    return FullResolutionStage(config.channels, config.refine_channels, config.refine_blocks)
+
+
 class WaveletUNetFlow(nn.Module):
     """UML-IN: two wavelet flows (:class:`~flowdeblur.flows.WaveletFlow`; one if shared) and a transfer net per level.
 
@@ -83,7 +106,8 @@ class WaveletUNetFlow(nn.Module):
             name: WaveletFlow(config.channels, config.levels, factory=lambda level: flow_factory(config, level))
             for name in names
         })
-        self.transfer = nn.ModuleList(transfer_factory(config, level) for level in range(config.levels))
+        self.transfer = build_transfer(config, transfer_factory)
+        self.refine = build_refine(config)
 
     def codec(self, branch: str) -> WaveletFlow:
         """The branch's wavelet flow: f̃ for "blur", f for "sharp" (Eq. 6); the same one with a shared codec."""
@@ -108,19 +132,34 @@ class WaveletUNetFlow(nn.Module):
 
     def transfer_latents(self, blurry: Encoding, lowpasses: Sequence[Tensor] | None = None) -> list[Tensor]:
         """ẑ^(l) = h_Γ^(l)(z̃^(l), x^(l)) for every level (Eq. 7), conditioned on ``lowpasses`` (default x̃^(l))."""
+        return self.transfer_pyramid(blurry, lowpasses)[0]
+
+    def transfer_pyramid(
+        self, blurry: Encoding, lowpasses: Sequence[Tensor] | None = None
+    ) -> tuple[list[Tensor], Tensor]:
+        """:meth:`transfer_latents` and the coarsest low-pass synthesis starts from: x̃^(L) (Eq. 8), or x̂^(L) where
+        the pyramid transfer net restores it (``restore_lowpass``)."""
         lows = blurry.lowpasses if lowpasses is None else lowpasses
-        return [net(z, low) for net, z, low in zip(self.transfer, blurry.latents, lows, strict=True)]
+        if isinstance(self.transfer, PyramidTransfer):
+            return self.transfer(blurry.latents, lows)
+        return [net(z, low) for net, z, low in zip(self.transfer, blurry.latents, lows, strict=True)], lows[-1]
 
     def synthesize(self, blurry: Encoding) -> Tensor:
         """Transfer (Eq. 7) and synthesis (Eq. 8, 9) from the blurry encoding, coarse to fine, unclipped.
 
         Level l's transfer net sees x̃^(l) (``transfer_context="blurry"``, the paper), or x̂^(l) just rebuilt from
-        the coarser levels (``"restored"``); either way the sharp branch's INN inverts ẑ^(l) given x̂^(l).
+        the coarser levels (``"restored"``); either way the sharp branch's INN inverts ẑ^(l) given x̂^(l). The pyramid
+        transfer net restores every level (and, with ``restore_lowpass``, x̂^(L)) at once; the full-resolution stage,
+        where there is one, refines the result.
         """
         return self.synthesize_with_latents(blurry)[0]
 
     def synthesize_with_latents(self, blurry: Encoding) -> tuple[Tensor, list[Tensor]]:
         """:meth:`synthesize`, and the transferred latents ẑ^(l) it inverted (finest first), for inspection."""
+        if isinstance(self.transfer, PyramidTransfer):
+            restored, coarsest = self.transfer_pyramid(blurry)
+            image = self.codec("sharp").synthesize(lambda level, low: restored[level], coarsest, blurry.size)
+            return self.refine(image), restored
         restored_context = self.config.transfer_context == "restored"
         latents: dict[int, Tensor] = {}
 
@@ -130,7 +169,7 @@ class WaveletUNetFlow(nn.Module):
             return latents[level]
 
         image = self.codec("sharp").synthesize(transferred, blurry.coarsest, blurry.size)
-        return image, [latents[level] for level in range(self.config.levels)]
+        return self.refine(image), [latents[level] for level in range(self.config.levels)]
 
     @torch.no_grad()
     def initialize(self, blurry: Tensor, sharp: Tensor) -> None:
@@ -155,7 +194,8 @@ class WaveletUNetFlow(nn.Module):
 
     # -- inspection and persistence -------------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
-        """Trainable parameters per part: ``flow.<codec>.level<l>``, ``transfer.level<l>`` and ``total``."""
+        """Trainable parameters per part: ``flow.<codec>.level<l>``, ``transfer.level<l>`` (or ``transfer`` for the
+        pyramid net), ``refine`` where there is a full-resolution stage, and ``total``."""
         def count(module: nn.Module) -> int:
             return sum(p.numel() for p in module.parameters())
 
@@ -163,8 +203,13 @@ class WaveletUNetFlow(nn.Module):
         for name, codec in self.flows.items():
             for level, flow in enumerate(codec.inns, start=1):
                 counts[f"flow.{name}.level{level}"] = count(flow)
-        for level, net in enumerate(self.transfer, start=1):
-            counts[f"transfer.level{level}"] = count(net)
+        if isinstance(self.transfer, PyramidTransfer):
+            counts["transfer"] = count(self.transfer)
+        else:
+            for level, net in enumerate(self.transfer, start=1):
+                counts[f"transfer.level{level}"] = count(net)
+        if self.config.refine_channels:
+            counts["refine"] = count(self.refine)
         counts["total"] = count(self)
         return counts
 

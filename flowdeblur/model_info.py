@@ -28,15 +28,19 @@ def brief(values: Mapping[str, Any], shown: int = 6) -> str:
 
 def parameter_table(model: WaveletUNetFlow) -> str:
     """Parameters per level: each codec's INN (one column per codec: blur and sharp, or the shared one) and the
-    transfer net, with row and column totals."""
+    per-level transfer net; parts that span the levels (the pyramid transfer net, the full-resolution stage) get a
+    row of their own; row and column totals."""
     counts = model.parameter_counts()
     codecs = list(model.flows)
-    columns = [f"flow.{codec}" for codec in codecs] + ["transfer"]
-    lines = [f"{'level':<8}" + "".join(f"{name:>14}" for name in columns) + f"{'total':>14}"]
+    per_level = [f"flow.{codec}" for codec in codecs] + (["transfer"] if "transfer.level1" in counts else [])
+    lines = [f"{'level':<8}" + "".join(f"{name:>14}" for name in per_level) + f"{'total':>14}"]
     for level in range(1, model.config.levels + 1):
-        row = [counts[f"flow.{codec}.level{level}"] for codec in codecs] + [counts[f"transfer.level{level}"]]
+        row = [counts[f"{name}.level{level}"] for name in per_level]
         lines.append(f"{level:<8}" + "".join(f"{value:>14,}" for value in row) + f"{sum(row):>14,}")
-    lines.append(f"{'total':<8}" + " " * 14 * len(columns) + f"{counts['total']:>14,}")
+    for part in ("transfer", "refine"):
+        if part in counts:
+            lines.append(f"{part:<8}" + " " * 14 * len(per_level) + f"{counts[part]:>14,}")
+    lines.append(f"{'total':<8}" + " " * 14 * len(per_level) + f"{counts['total']:>14,}")
     return "\n".join(lines)
 
 

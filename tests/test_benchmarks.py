@@ -17,7 +17,8 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PROTOCOLS = {"gaussian3", "gaussian9", "motion15", "none", "defocus", "mixture"}
 METHODS = {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)", "U-Net",
-           "NAFNet-style", "UML-IN"}
+           "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4"}
+LEARNED = {"U-Net", "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4"}
 SHIPPED_PARAMETERS = 587_541  # UML-IN at the shipped size
 
 
@@ -67,6 +68,11 @@ def test_quality_quick_run_prints_a_table_and_writes_every_method(tmp_path):
     assert {"UML-IN (L_ML only)", "+ SSIM", "+ L1", "+ L1 + SSIM"} < set(ablation)
     assert {"joint, L1", "joint, Charbonnier", "joint, dilated + restored context"} < set(ablation)
     assert ablation["joint, L1"]["psnr"] == document["protocols"]["gaussian3"]["methods"]["UML-IN"]["psnr"]
+    for protocol in document["protocols"].values():  # quality for cost: every learned row's forward time and shifts
+        for method in LEARNED:
+            assert protocol["methods"][method]["forward_s"] > 0
+            assert 0 < protocol["methods"][method]["shift_consistency"] <= 100
+    assert "| UML-IN pyramid | " in stdout and "| NAFNet-style w4 | " in stdout
 
 
 def test_nafnet_hits_its_parameter_target_and_starts_as_the_identity(benchmark):
@@ -103,6 +109,32 @@ def test_the_table_has_a_row_per_method_and_two_columns_per_protocol_with_an_exa
     assert all(line.count(" | ") == 1 + 2 * len(protocols) for line in lines)
     assert lines[2].startswith("| blurry input | ∞ | 0.9000 | ∞ |")
     assert "| NAFNet-style, 1,000 parameters, L1 | 40.00 |" in lines[4]
+
+
+def test_shift_consistency_scores_a_convolution_as_exact_and_a_block_grid_as_not(benchmark):
+    consistency = benchmark("shift_consistency")
+    torch.manual_seed(0)
+    blurry = torch.rand(3, 1, 64, 64)
+    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])
+    kernel = (kernel[:, None] * kernel[None, :] / 256).reshape(1, 1, 5, 5)
+
+    def gaussian(batch):
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(batch, (2,) * 4, mode="reflect"), kernel)
+
+    def block_means(batch):  # 4 x 4 block averages, on a grid fixed to the crop's corner
+        height, width = batch.shape[-2:]
+        padded = torch.nn.functional.pad(batch, (0, -width % 4, 0, -height % 4), mode="replicate")
+        blocks = torch.nn.functional.avg_pool2d(padded, 4)
+        return torch.nn.functional.interpolate(blocks, scale_factor=4)[..., :height, :width]
+
+    assert consistency.shift_consistency(gaussian, blurry) == consistency.PSNR_CAP
+    assert consistency.shift_consistency(block_means, blurry, shifts=(1, 2, 3)) < 30
+
+
+@pytest.mark.slow
+def test_shift_consistency_quick_run_prints_a_table(tmp_path):
+    _, document = quick_document("shift_consistency.py", tmp_path, {"machine", "results", "table"})
+    assert set(document["results"]["tiny"]) == {"gaussian9", "motion15"}
 
 
 @pytest.mark.slow

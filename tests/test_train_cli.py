@@ -62,7 +62,8 @@ def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     assert f"images per process and step (default: {batch_size})" in text
     assert f"unset: the dataset's default (default: {blur})" in text
     for architecture in ("wavelet levels L (paper: 3) (unset: --preset's)",
-                         "flow steps K per level INN (paper: 4) (unset: --preset's)", "--preset {compact,paper}"):
+                         "flow steps K per level INN (paper: 4); 0 makes each INN the identity",
+                         "--preset {compact,paper,pyramid}"):
         assert architecture in text, architecture
 
 

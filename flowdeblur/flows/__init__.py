@@ -4,7 +4,8 @@
 - :class:`InvertibleConv1x1` — Glow's LU-parameterised learned 1x1 convolution with exact log-det.
 - :class:`HaarWavelet`, :class:`WaveletPyramid`, :class:`HaarDownsampling` — orthonormal Haar analysis
   and synthesis (log-det 0), multi-level with pad-and-crop, and as a FrEIA module.
-- :func:`build_level_flow`, :class:`CouplingSubnet` — one level's conditional GraphINN.
+- :func:`build_level_flow`, :class:`CouplingSubnet` — one level's conditional GraphINN; :class:`IdentityFlow`, the
+  level of zero steps.
 - :class:`MemorySavingChain` — a chain of blocks that backpropagates by inversion, in memory independent of depth.
 - :class:`WaveletFlow`, :class:`Encoding` — the pyramid and one INN per level as one density model of images:
   encode, decode, ``log_prob`` and bits/dim, ``sample`` details for a low-pass.
@@ -12,7 +13,7 @@
 
 from .actnorm import ActNorm
 from .conv1x1 import InvertibleConv1x1
-from .level import CouplingSubnet, build_level_flow, subnet_factory
+from .level import CouplingSubnet, IdentityFlow, build_level_flow, subnet_factory
 from .memory import MemorySavingChain
 from .wavelet import HaarDownsampling, HaarWavelet, WaveletPyramid
 from .wavelet_flow import Encoding, WaveletFlow, gaussian_log_likelihood
@@ -27,6 +28,7 @@ __all__ = [
     "MemorySavingChain",
     "WaveletFlow",
     "WaveletPyramid",
+    "IdentityFlow",
     "build_level_flow",
     "gaussian_log_likelihood",
     "subnet_factory",

@@ -56,6 +56,18 @@ def subnet_factory(hidden_channels: int = 64, kernel_size: int = 5) -> Callable[
     return partial(CouplingSubnet, hidden_channels=hidden_channels, kernel_size=kernel_size)
 
 
+class IdentityFlow(nn.Module):
+    """The flow of zero steps: ``z = x`` with log|det J| = 0, called like a level's GraphINN (any condition ignored).
+
+    A wavelet flow of identity levels is the bare Haar pyramid: the row every codec design is measured against.
+    """
+
+    def forward(
+        self, x: Tensor, c: list[Tensor] | None = None, rev: bool = False, jac: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        return x, x.new_zeros(x.shape[0])
+
+
 def build_level_flow(
     channels: int,
     condition_channels: int = 0,
@@ -64,7 +76,7 @@ def build_level_flow(
     hidden_channels: int = 64,
     clamp: float = 2.0,
     memory_saving: bool = False,
-) -> GraphINN | MemorySavingChain:
+) -> GraphINN | MemorySavingChain | IdentityFlow:
     """K flow steps of ActNorm -> InvertibleConv1x1 -> GLOWCouplingBlock on (channels, H, W) tensors.
 
     With ``condition_channels > 0`` every coupling also sees a condition image of that many channels at
@@ -72,7 +84,8 @@ def build_level_flow(
     works at any spatial size: every block takes its log-det from the tensor it receives, so the 1 x 1
     spatial dims declared to FrEIA are only placeholders. With ``memory_saving`` the same blocks come as a
     :class:`MemorySavingChain`: same outputs, same call and same state-dict keys, but training memory that
-    does not grow with ``steps`` (inputs are recomputed by inversion in the backward pass).
+    does not grow with ``steps`` (inputs are recomputed by inversion in the backward pass). Zero steps give
+    :class:`IdentityFlow`.
 
     Example:
         >>> flow = build_level_flow(channels=3, condition_channels=1, steps=2, hidden_channels=16)
@@ -80,6 +93,8 @@ def build_level_flow(
     """
     if channels < 2:
         raise ValueError(f"an affine coupling needs at least 2 channels, got {channels}")
+    if steps == 0:
+        return IdentityFlow()
     nodes: list[Node] = [InputNode(channels, 1, 1, name="input")]
     conditions = [ConditionNode(condition_channels, 1, 1, name="condition")] if condition_channels else []
     subnet = subnet_factory(hidden_channels, kernel_size)

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..checkpoint import CheckpointError
-from ..config import COLOR_MODES, PRESET_NOTES, PRESETS, TRANSFER_CONTEXTS, UMLINConfig
+from ..config import COLOR_MODES, PRESET_NOTES, PRESETS, TRANSFER_CONTEXTS, TRANSFER_NETS, UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
 from ..data.errors import spelled_as
@@ -41,7 +41,7 @@ BLUR_HELP = {
     "border": "border handling of the convolution",
     "quantize": "store blurred images as 8 bits, as a dataset on disk would",
 }
-MODEL_CHOICES = {"color": COLOR_MODES, "transfer_context": TRANSFER_CONTEXTS}
+MODEL_CHOICES = {"color": COLOR_MODES, "transfer_context": TRANSFER_CONTEXTS, "transfer_net": TRANSFER_NETS}
 # Loader options that are not recipe flags, and why: training reads the train and val splits of paired images.
 NOT_FLAGS = {
     "augment": "training crops are always augmented (random crop and flips), validation crops never",

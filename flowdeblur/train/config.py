@@ -111,6 +111,9 @@ class TrainConfig:
             problems.append(f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         if self.report_to not in TRACKERS:
             problems.append(f"--report-to must be one of {TRACKERS}, got {self.report_to!r}")
+        if self.model.steps == 0 and self.stage_steps[0] and len(self.stage_steps) == STAGE_COUNT:
+            problems.append("--stage1-steps must be 0 for a model with 0 flow steps (--steps 0): the bare pyramid has "
+                            "no INN for L_MLR to train")
         if self.crop_size % (2**self.model.levels):
             problems.append(f"--crop-size must be a multiple of 2^levels = {2**self.model.levels}")
         if self.max_grad_norm <= 0:

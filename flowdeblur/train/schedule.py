@@ -31,8 +31,8 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 
 def stage_optimizer(parameters: Iterable[nn.Parameter], learning_rate: float) -> Optimizer:
-    """Adamax over one stage's parameter group."""
-    return Adamax(parameters, lr=learning_rate)
+    """Adamax over one stage's parameter group (which may be empty: the bare pyramid's codec stage trains nothing)."""
+    return Adamax([{"params": list(parameters)}], lr=learning_rate)
 
 
 def stage_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:

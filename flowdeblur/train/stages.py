@@ -21,7 +21,8 @@ from ..model import BRANCHES, WaveletUNetFlow
 class Stage:
     """One stage: a short name (for logs and metadata), what it does, and the parts of the model it trains.
 
-    A part is a branch's codec ("blur", "sharp") or a submodule's name ("transfer").
+    A part is a branch's codec ("blur", "sharp") or a submodule's name ("transfer", "refine": the full-resolution
+    stage, which has no parameters where the model has none).
     """
 
     name: str
@@ -40,9 +41,9 @@ STAGES: tuple[Stage, ...] = (
           ("blur", "sharp")),
     Stage("transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",)),
     Stage("ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
-          ("sharp", "transfer")),
+          ("sharp", "transfer", "refine")),
     Stage("joint", "pixel loss (+ weighted SSIM and likelihood) of the output image, end to end on every part",
-          ("blur", "sharp", "transfer")),
+          ("blur", "sharp", "transfer", "refine")),
 )
 
 
@@ -112,14 +113,18 @@ class StageObjective(nn.Module):
         """Stage 2: L_MSE (Eq. 11) between transferred blurry latents and the (frozen) sharp branch's latents.
 
         With ``transfer_context="restored"`` the transfer nets see the sharp low-passes, what a perfect coarser
-        level would have restored.
+        level would have restored. Where the pyramid transfer net restores the coarsest low-pass too
+        (``restore_lowpass``), that low-pass is one more term of the mean, against the sharp one.
         """
         with torch.no_grad():
             blur, target = self.model.encode(blurry, "blur"), self.model.encode(sharp, "sharp")
         restored_context = self.model.config.transfer_context == "restored"
-        predicted = self.model.transfer_latents(blur, target.lowpasses if restored_context else None)
+        predicted, coarsest = self.model.transfer_pyramid(blur, target.lowpasses if restored_context else None)
+        targets = list(target.latents)
+        if self.model.config.restore_lowpass:
+            predicted, targets = [*predicted, coarsest], [*targets, target.coarsest]
         with _float32(blurry.device):
-            return {"loss": latent_mse(predicted, target.latents)}
+            return {"loss": latent_mse(predicted, targets)}
 
     def _ssim(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
         """Stage 3: L_SSIM (Eq. 12) of the full synthesis (Eq. 8, 9) against the sharp image, level 0."""
