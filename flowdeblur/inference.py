@@ -32,10 +32,14 @@ def forward_bytes_per_pixel(config: UMLINConfig) -> float:
 
     A linear fit to peak resident memory measured on a CPU (docs/benchmarks.md, "Memory per pixel"): the peak
     is where the level-1 transfer net or coupling subnet holds its hidden activations (a quarter of the
-    pixels each), plus the images and latents; rounded up by a quarter for safety.
+    pixels each), plus the images and latents; the pyramid transfer net holds about 12 bytes per pixel and channel
+    of its width there, and a full-resolution stage adds 4 per channel; rounded up by a quarter for safety.
     """
-    hidden = max(4.5 * config.transfer_hidden_channels, 2.5 * config.hidden_channels)
-    return 1.25 * (32 * config.channels + hidden)
+    if config.transfer_net == "pyramid":
+        hidden = max(12.0 * config.transfer_hidden_channels, 2.5 * config.hidden_channels)
+    else:
+        hidden = max(4.5 * config.transfer_hidden_channels, 2.5 * config.hidden_channels)
+    return 1.25 * (32 * config.channels + hidden + 4 * config.refine_channels)
 
 
 @dataclass(frozen=True)

@@ -161,8 +161,21 @@ def test_training_sets_draw_fresh_blur_each_epoch_and_the_same_for_the_same_epoc
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"none": -1.0}, "weights"), ({"sigma": (3.0, 1.0)}, "sigma range"), ({"noise_std": (0.0, 2.0)}, "below 1")],
+    [({"none": -1.0}, "weights"), ({"sigma": (3.0, 1.0)}, "sigma range"), ({"noise_std": (0.0, 2.0)}, "below 1"),
+     ({"gaussian_kernel_size": 4}, "gaussian_kernel_size"), ({"gaussian_kernel_size": -3}, "gaussian_kernel_size")],
 )
 def test_invalid_mixtures_say_why(options, message):
     with pytest.raises(DatasetError, match=message):
         BlurMixture(**options)
+
+
+def test_a_mixture_of_the_papers_blur_and_sharp_images_draws_exactly_those_two():
+    """What ``gauss3`` trains on: the paper's 3x3 Gaussian (sigma 1) on most images, the sharp image on the rest."""
+    mixture = BlurMixture(none=0.2, gaussian=0.8, defocus=0.0, motion=0.0, sigma=(1.0, 1.0), gaussian_kernel_size=3,
+                          noise_std=(0.0, 0.0))
+    drawn = [mixture.draw(0, index) for index in range(200)]
+    assert {spec.kind for spec in drawn} == {"gaussian", "none"}
+    assert sum(spec.kind == "none" for spec in drawn) == pytest.approx(40, abs=15)
+    paper = next(spec for spec in drawn if spec.kind == "gaussian")
+    assert paper == BlurSpec(sigma=1.0, kernel_size=3, noise_std=0.0)
+    assert mixture.describe(0)["gaussian_kernel_size"] == 3 and "gaussian_kernel_size" not in BlurMixture().describe(0)

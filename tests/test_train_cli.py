@@ -13,6 +13,7 @@ import pytest
 from accelerate.utils.imports import is_tensorboard_available
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.config import PRESETS
 from flowdeblur.data import DATASET_NAMES, BlurMixture, BlurSpec
 from flowdeblur.data.factory import dataset_options
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
@@ -193,6 +194,10 @@ def test_blur_and_architecture_flags_reach_the_config():
     assert config.blur == BlurMixture(motion=0.0, sigma=(1.0, 2.0))
     assert config.model == UMLINConfig(steps=2, hidden_channels=32, transfer_dilation=2, transfer_context="restored")
     assert config.pixel_loss == "charbonnier"
+    sharp_share = build_parser("").parse_args(["--blur-kind", "mix", "--mix-gaussian-kernel-size", "3"])
+    assert config_from_args(sharp_share).blur.gaussian_kernel_size == 3
+    pyramid = config_from_args(build_parser("").parse_args(["--preset", "pyramid", "--refine-channels", "8"])).model
+    assert pyramid == dataclasses.replace(PRESETS["pyramid"], refine_channels=8) and pyramid.transfer_net == "pyramid"
     switches = config_from_args(build_parser("").parse_args(["--memory-saving", "--no-shared-codec"]))
     assert switches.model == UMLINConfig(memory_saving=True, shared_codec=False)
     defocus = config_from_args(build_parser("").parse_args(["--blur-kind", "defocus", "--blur-kernel-size", "9"]))

@@ -134,7 +134,10 @@ class BlurMixture:
     Each image draws a kind with probability proportional to its weight (``none``, ``gaussian``, ``defocus``,
     ``motion``), then the kind's size uniformly from its range (Gaussian sigma, disk radius, shake length, in
     pixels), and a noise level uniformly from ``noise_std``. ``BlurMixture()`` is the documented default mixture
-    (docs/datasets.md#synthetic-blur). Its kernels reach 21 x 21 pixels.
+    (docs/datasets.md#synthetic-blur). Its kernels reach 21 x 21 pixels. A Gaussian's kernel is 2⌈3σ⌉ + 1 pixels
+    wide unless ``gaussian_kernel_size`` fixes it: ``BlurMixture(none=0.2, gaussian=0.8, defocus=0, motion=0,
+    sigma=(1, 1), gaussian_kernel_size=3, noise_std=(0, 0))`` is the paper's 3x3 protocol with a fifth of the
+    images left sharp.
     """
 
     none: float = 0.15
@@ -145,6 +148,7 @@ class BlurMixture:
     radius: tuple[float, float] = (1.0, 6.0)
     motion_length: tuple[float, float] = (3.0, 20.0)
     noise_std: tuple[float, float] = (0.0, 0.01)
+    gaussian_kernel_size: int = 0
     border: str = "reflect"
     quantize: bool = True
 
@@ -161,6 +165,9 @@ class BlurMixture:
                 problems.append(f"{name} range {(low, high)} must be low <= high, both positive")
         if self.noise_std[1] >= 1:
             problems.append(f"noise_std range {self.noise_std} must lie below 1")
+        size = self.gaussian_kernel_size
+        if not isinstance(size, int) or size < 0 or (size and size % 2 == 0):
+            problems.append(f"gaussian_kernel_size {size!r} must be 0 (from sigma) or a positive odd integer")
         if self.border not in BORDERS:
             problems.append(f"border {self.border!r} is not one of {BORDERS}")
         if problems:
@@ -180,7 +187,8 @@ class BlurMixture:
         common = dict(border=self.border, quantize=self.quantize, noise_std=noise)
         if kind == "gaussian":
             sigma = float(rng.uniform(*self.sigma))
-            return BlurSpec(kind, kernel_size=2 * math.ceil(3 * sigma) + 1, sigma=sigma, **common)
+            size = self.gaussian_kernel_size or 2 * math.ceil(3 * sigma) + 1
+            return BlurSpec(kind, kernel_size=size, sigma=sigma, **common)
         if kind == "defocus":
             radius = float(rng.uniform(*self.radius))
             return BlurSpec(kind, kernel_size=2 * math.ceil(radius) + 1, radius=radius, **common)
@@ -204,6 +212,7 @@ class BlurMixture:
             "kind": "mixture",
             "probabilities": {kind: round(w / total, 4) for kind, w in zip(KINDS, self.weights, strict=True)},
             "gaussian_sigma": list(self.sigma),
+            **({"gaussian_kernel_size": self.gaussian_kernel_size} if self.gaussian_kernel_size else {}),
             "defocus_radius": list(self.radius),
             "motion_length": list(self.motion_length),
             "noise_std": list(self.noise_std),

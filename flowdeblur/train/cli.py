@@ -29,6 +29,7 @@ from .trainer import train
 _TRAIN = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 _MIXTURE = BlurMixture()
 BLUR_FIELDS = tuple(spec.name for spec in dataclasses.fields(BlurSpec) if spec.name != "kind")
+MIXTURE_HELP = {"gaussian_kernel_size": "kernel size of the Gaussian blurs (odd; 0: 2 ceil(3 sigma) + 1 from sigma)"}
 # A mixture's border and 8-bit storage are --blur-border and --blur-quantize; its other fields are --mix-* flags.
 MIXTURE_SHARED = ("border", "quantize")
 MIXTURE_FIELDS = tuple(spec.name for spec in dataclasses.fields(BlurMixture) if spec.name not in MIXTURE_SHARED)
@@ -142,9 +143,10 @@ def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
     for name in MIXTURE_FIELDS:
         default = getattr(_MIXTURE, name)
         pair = isinstance(default, tuple)
-        data.add_argument(f"--mix-{name.replace('_', '-')}", type=float, nargs=2 if pair else None,
-                          metavar=("LOW", "HIGH") if pair else None, default=default,
-                          help=f"--blur-kind mix: {'range (uniform) of the ' if pair else 'weight of '}{name}")
+        kind = type(default) if isinstance(default, int) else float
+        text = MIXTURE_HELP.get(name) or ("range (uniform) of the " if pair else "weight of ") + name
+        data.add_argument(f"--mix-{name.replace('_', '-')}", type=kind, nargs=2 if pair else None,
+                          metavar=("LOW", "HIGH") if pair else None, default=default, help=f"--blur-kind mix: {text}")
 
 
 def _add_stage_flags(parser: argparse.ArgumentParser) -> None:
