@@ -18,11 +18,11 @@ from typing import Any
 import torch
 
 import flowdeblur
-from flowdeblur.config import UMLINConfig
-from flowdeblur.demo import DEMO_MODEL
+from flowdeblur.config import PRESETS, UMLINConfig
 
-# The shipped model's architecture (3 levels, 2 flow steps, 32-channel couplings), which the demo's recipe trains.
-SHIPPED_SIZE = DEMO_MODEL
+# The compact preset (3 levels, 2 flow steps, 32-channel couplings, per-level transfer nets), which the demo's recipe
+# trains: the shipped models' architecture before the pyramid preset, and the size of every earlier figure.
+COMPACT_SIZE = PRESETS["compact"]
 PAPER_SIZE = UMLINConfig()
 # What ``--quick`` runs: small enough that a smoke run of a benchmark takes about a minute on 2 CPU cores.
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)

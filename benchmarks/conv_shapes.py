@@ -8,7 +8,7 @@ one, few-output layers split into output phases). The table gives median millise
 NCHW call, calls per pass and the fast path's largest difference from NCHW.
 
     python benchmarks/conv_shapes.py                  # the paper's architecture on a 720p frame
-    python benchmarks/conv_shapes.py --model shipped  # the shipped architecture
+    python benchmarks/conv_shapes.py --model compact  # the compact architecture
     python benchmarks/conv_shapes.py --quick          # a smoke run with a tiny model
 """
 
@@ -87,13 +87,13 @@ def main() -> None:
     """Record the shapes of one forward, time each, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_common_arguments(parser, "conv_shapes.json")
-    parser.add_argument("--model", choices=["paper", "shipped"], default="paper", help="architecture (default: paper)")
+    parser.add_argument("--model", choices=["paper", "compact"], default="paper", help="architecture (default: paper)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per shape and formulation (default: 5)")
     args = parser.parse_args()
     common.set_threads(args.threads)
     facts = common.machine()
     print(common.describe_machine(facts), flush=True)
-    config = common.TINY if args.quick else {"paper": common.PAPER_SIZE, "shipped": common.SHIPPED_SIZE}[args.model]
+    config = common.TINY if args.quick else {"paper": common.PAPER_SIZE, "compact": common.COMPACT_SIZE}[args.model]
     height, width = (64, 64) if args.quick else (720, 1280)
     torch.manual_seed(0)
     model = WaveletUNetFlow(config).eval()

@@ -7,8 +7,8 @@ this thread's CPU time (``time.thread_time``), which other processes on a busy m
 the wall clock; the table gives medians, their ratio, and the largest difference between the two outputs.
 ``deblur_image`` (what ``flowdeblur deblur`` runs per image) is timed too, each revision with its default tiling.
 
-    python benchmarks/forward_speed.py --base bea08d9          # paper and shipped sizes, 256² and 720p
-    python benchmarks/forward_speed.py --base bea08d9 --models shipped --sizes 256² --repeats 9   # one case
+    python benchmarks/forward_speed.py --base bea08d9          # paper and compact sizes, 256² and 720p
+    python benchmarks/forward_speed.py --base bea08d9 --models compact --sizes 256² --repeats 9   # one case
     python benchmarks/forward_speed.py --base bea08d9 --quick  # a smoke run with a tiny model
 """
 
@@ -100,7 +100,7 @@ def main() -> None:
     common.add_common_arguments(parser, "forward_speed.json")
     parser.add_argument("--base", default="HEAD", help="the git revision to compare against (default: HEAD)")
     parser.add_argument("--repeats", type=int, default=5, help="timed forwards per model and size (default: 5)")
-    parser.add_argument("--models", nargs="+", choices=["paper", "shipped"], default=["paper", "shipped"],
+    parser.add_argument("--models", nargs="+", choices=["paper", "compact"], default=["paper", "compact"],
                         help="model sizes to time (default: both)")
     parser.add_argument("--sizes", nargs="+", choices=["256²", "720p"], default=["256²", "720p"],
                         help="image sizes to time (default: both)")
@@ -108,7 +108,7 @@ def main() -> None:
     common.set_threads(args.threads)
     facts = common.machine()
     print(common.describe_machine(facts), flush=True)
-    all_models = {"paper": common.PAPER_SIZE, "shipped": common.SHIPPED_SIZE}
+    all_models = {"paper": common.PAPER_SIZE, "compact": common.COMPACT_SIZE}
     all_sizes = {"256²": (256, 256), "720p": (720, 1280)}
     models = {"tiny": common.TINY} if args.quick else {name: all_models[name] for name in args.models}
     sizes = {"64²": (64, 64)} if args.quick else {name: all_sizes[name] for name in args.sizes}

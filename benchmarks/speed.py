@@ -1,6 +1,6 @@
 """Training and inference speed of UML-IN, its peak memory, where the time goes, and float32 against bf16.
 
-For the paper's architecture and the shipped model's, on the CPU and (where there is one) the GPU:
+For the paper's architecture and the compact preset's, on the CPU and (where there is one) the GPU:
 
 - training throughput of each stage (images/s): the trainer's own objective (``StageObjective``), optimiser
   (Adamax) and gradient clipping, on batches of 16 crops of 128 x 128 (Y);
@@ -16,7 +16,7 @@ The whole command's memory and speed on files is ``benchmarks/cli_speed.py``; th
 
     python benchmarks/speed.py                     # the full run
     python benchmarks/speed.py --precisions fp32   # float32 only (bf16 is slow on CPUs without bf16 units)
-    python benchmarks/speed.py --models shipped    # one of the two models
+    python benchmarks/speed.py --models compact    # one of the two models
     python benchmarks/speed.py --quick             # a smoke run of about a minute
 """
 
@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from cli_speed import photo
 from common import (
+    COMPACT_SIZE,
     PAPER_SIZE,
-    SHIPPED_SIZE,
     TINY,
     add_common_arguments,
     describe_machine,
@@ -57,7 +57,7 @@ from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from flowdeblur.transfer import TransferNet
 
 RESULT = "RESULT "
-MODELS = ("paper", "shipped")
+MODELS = ("paper", "compact")
 PRECISIONS = ("fp32", "bf16")
 PARTS = ("wavelet", "coupling subnets", "transfer nets", "rest of forward", "backward + optimiser")
 
@@ -67,7 +67,7 @@ def profiles(quick: bool) -> dict[str, Any]:
     if quick:
         return {"models": {"tiny": TINY}, "sizes": {"256²": (64, 64), "720p": (72, 128), "12MP": (200, 264)},
                 "crop": 32, "batch": 2, "tile": 64, "overlap": 16, "train_steps": 1, "repeats": 1}
-    return {"models": dict(zip(MODELS, (PAPER_SIZE, SHIPPED_SIZE), strict=True)),
+    return {"models": dict(zip(MODELS, (PAPER_SIZE, COMPACT_SIZE), strict=True)),
             "sizes": {"256²": (256, 256), "720p": (720, 1280), "12MP": (3000, 4000)},
             "crop": 128, "batch": 16, "tile": 512, "overlap": 32, "train_steps": 2, "repeats": 3}
 
@@ -306,7 +306,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
                         help="float32 and/or bf16 autocast (default: both)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
-                        help="the paper-size and/or the shipped model (default: both; --quick uses a tiny one)")
+                        help="the paper-size and/or the compact model (default: both; --quick uses a tiny one)")
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=None,
                         help="where to run (default: the CPU, and the GPU where there is one)")
     parser.add_argument("--cases", help=argparse.SUPPRESS)

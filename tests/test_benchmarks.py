@@ -19,7 +19,7 @@ PROTOCOLS = {"gaussian3", "gaussian9", "motion15", "none", "defocus", "mixture"}
 METHODS = {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)", "U-Net",
            "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4"}
 LEARNED = {"U-Net", "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4"}
-SHIPPED_PARAMETERS = 587_541  # UML-IN at the shipped size
+COMPACT_PARAMETERS = 587_541  # UML-IN at the compact size
 
 
 @pytest.fixture
@@ -78,9 +78,9 @@ def test_quality_quick_run_prints_a_table_and_writes_every_method(tmp_path):
 def test_nafnet_hits_its_parameter_target_and_starts_as_the_identity(benchmark):
     nafnet, learned = benchmark("nafnet"), benchmark("learned")
     torch.manual_seed(0)
-    for target in (SHIPPED_PARAMETERS, 20_000):
+    for target in (COMPACT_PARAMETERS, 20_000):
         assert learned.parameter_count(nafnet.nafnet_with_parameters(target)) == pytest.approx(target, rel=0.1)
-    network = nafnet.nafnet_with_parameters(SHIPPED_PARAMETERS, channels=3)
+    network = nafnet.nafnet_with_parameters(COMPACT_PARAMETERS, channels=3)
     x = torch.rand(2, 3, 45, 30)  # not a multiple of 8: padded and cropped back
     assert torch.equal(network(x), x)
     published = nafnet.nafnet_w32()  # the GoPro NAFNet-width32 the speed comparison times
