@@ -138,6 +138,14 @@ def test_shift_consistency_quick_run_prints_a_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_held_out_quick_run_prints_every_protocol_for_every_model(tmp_path):
+    stdout, document = quick_document("held_out.py", tmp_path, {"machine", "photos", "results", "table"})
+    assert document["photos"] == ["0.png", "1.png"]
+    assert all(set(result) == {"blurry input", "tiny"} for result in document["results"].values())
+    assert "| tiny: gain (dB) | " in stdout
+
+
+@pytest.mark.slow
 def test_speed_quick_run_prints_tables_and_writes_every_case(tmp_path):
     _, document = quick_document("speed.py", tmp_path, {"machine", "settings", "results", "table", "shares_table"})
     kinds = {(entry["case"]["kind"], entry["case"]["dtype"]) for entry in document["results"]}
