@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import re
 from dataclasses import replace
 from html.parser import HTMLParser
 
@@ -166,6 +167,24 @@ def test_info_and_deblur_take_a_shared_codec_model(tmp_path):
     result = CliRunner().invoke(main, ["deblur", str(image), "-o", str(tmp_path / "out"), "--model",
                                        str(tmp_path / "shared"), "--no-progress"])
     assert result.exit_code == 0 and (tmp_path / "out" / "in.png").is_file()
+
+
+def test_info_and_deblur_take_a_pyramid_model(tmp_path):
+    torch.manual_seed(0)
+    design = dict(transfer_net="pyramid", transfer_extra_levels=1, restore_lowpass=True, refine_channels=4)
+    model = WaveletUNetFlow(UMLINConfig(**{**TINY, **design}))
+    model.save_pretrained(tmp_path / "pyramid")
+    result = CliRunner().invoke(main, ["info", "--model", str(tmp_path / "pyramid")])
+    assert result.exit_code == 0, result.output
+    counts = model.parameter_counts()
+    for part in ("transfer", "refine"):  # parts that span the levels: a row of their own
+        assert re.search(rf"^{part} +{counts[part]:,}$", result.stdout, re.MULTILINE), part
+    image = save(tmp_path / "in.png", pattern(3, 37, 29))
+    result = CliRunner().invoke(main, ["deblur", str(image), "-o", str(tmp_path / "out"), "--model",
+                                       str(tmp_path / "pyramid"), "--tile", "16", "--tile-overlap", "4",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert read_image(tmp_path / "out" / "in.png").shape == (3, 37, 29)
 
 
 @pytest.mark.parametrize("command", ["deblur", "eval", "demo", "info"])
