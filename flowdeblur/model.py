@@ -78,13 +78,14 @@ def build_refine(config: UMLINConfig) -> nn.Module:
 
 
 class WaveletUNetFlow(nn.Module):
-    """UML-IN: two wavelet flows (:class:`~flowdeblur.flows.WaveletFlow`; one if shared) and a transfer net per level.
+    """UML-IN: two wavelet flows (:class:`~flowdeblur.flows.WaveletFlow`; one if shared) and the transfer nets between.
 
     The networks map tensors of the model's channels (1 for a Y model: BT.601 luma; 3 for RGB) to the same:
     :meth:`encode`, :meth:`synthesize` and :meth:`restore`. ``model(images)`` deblurs images as ``flowdeblur
     deblur`` does, through the colour layer (:func:`~flowdeblur.color.image_to_channels`): gray or RGB in [0, 1],
     any size H, W >= 1, a Y model keeping the input's Cb/Cr. Per-level INNs and transfer nets come from the
-    factories it is handed (``factory(config, level) -> nn.Module``), the paper's by default.
+    factories it is handed (``factory(config, level) -> nn.Module``), the paper's by default; ``transfer_net="pyramid"``
+    builds one transfer net across the levels instead (:mod:`~flowdeblur.pyramid_transfer`).
 
     Example:
         >>> model = WaveletUNetFlow(UMLINConfig(steps=1, hidden_channels=8))
