@@ -176,11 +176,13 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
 
     A file goes to ``output_dir/<stem>.png``; a folder contributes its images (recursively, hidden files
     skipped, ``output_dir`` left out when it lies inside) at their paths relative to it. A missing input, a
-    folder without images, or two inputs that would write the same output are failures naming the input.
+    folder without images, two inputs that would write the same output, or an output that would replace any input
+    (its own or another's, even with ``--overwrite``) are failures naming the input.
     """
     jobs: list[Job] = []
     failures: list[Outcome] = []
     claimed: dict[Path, Path] = {}
+    sources: list[Path] = []
     for given in inputs:
         if given.is_dir():
             sources = _folder_images(given, output_dir)
@@ -193,6 +195,7 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
         else:
             failures.append(Outcome(given, "failed", f"{given}: no such file or folder"))
             continue
+        sources += [source for source, _ in pairs]
         for source, relative in pairs:
             target = output_dir / relative.with_suffix(OUTPUT_SUFFIX)
             if target in claimed:
@@ -200,7 +203,24 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
                 continue
             claimed[target] = source
             jobs.append(Job(source, target))
-    return jobs, failures
+    return _sparing_inputs(jobs, failures, sources)
+
+
+def _sparing_inputs(
+    jobs: list[Job], failures: list[Outcome], sources: list[Path]
+) -> tuple[list[Job], list[Outcome]]:
+    """The jobs whose output is none of the input files; each other job becomes a failure naming the input it would
+    replace. Paths are compared after resolving links (``os.path.realpath``, which a link loop cannot stop)."""
+    inputs = {os.path.realpath(source): source for source in sources}
+    safe = []
+    for job in jobs:
+        replaced = inputs.get(os.path.realpath(job.target))
+        if replaced is None:
+            safe.append(job)
+        else:
+            failures.append(Outcome(job.source, "failed", f"{job.source}: its output {job.target} would replace the "
+                                    f"input {replaced}; choose another output folder"))
+    return safe, failures
 
 
 def _read_and_deblur(
@@ -217,8 +237,6 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
     """Read, deblur and write one file, keeping its size, bit depth and gray/RGB mode; errors become an Outcome."""
     if job.target.exists() and not overwrite:
         return Outcome(job.source, "skipped", f"{job.source}: {job.target} exists (pass --overwrite to replace it)")
-    if job.target.resolve() == job.source.resolve():
-        return Outcome(job.source, "failed", f"{job.source}: the output would replace the input; choose another folder")
     try:
         restored, info = _read_and_deblur(model, job.source, options, progress)
     except DatasetError as error:

@@ -125,6 +125,17 @@ def test_folders_are_searched_and_existing_outputs_kept_unless_overwrite(tmp_pat
     assert read_image(out / "a.png").shape == (3, 24, 24)
 
 
+def test_an_output_never_replaces_an_input_even_with_overwrite(tmp_path, model_dir):
+    """``deblur photos/a.jpg photos/a.png -o photos --overwrite``: a.jpg's output would be photos/a.png, an input."""
+    photos = tmp_path / "photos"
+    jpeg, png = save(photos / "a.jpg", smooth(6, 20, 20, 3)), save(photos / "a.png", smooth(7, 20, 20, 3))
+    before = png.read_bytes()
+    result = deblur(jpeg, png, "-o", photos, "--model", model_dir, "--overwrite")
+    assert result.exit_code == 1 and png.read_bytes() == before
+    assert f"its output {png} would replace the input {png}" in result.stderr
+    assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "a.png"]
+
+
 def test_bad_inputs_are_named_and_the_rest_still_processed(tmp_path, model_dir):
     good = save(tmp_path / "good.png", smooth(5, 20, 20, 3))
     text = tmp_path / "text.png"
