@@ -183,7 +183,7 @@ def _evaluate_and_write(
 
     try:
         evaluation = evaluate(model, dataset, options, **evaluate_options)
-    except DatasetError as error:
+    except (DatasetError, CheckpointError) as error:
         raise click.ClickException(str(error)) from error
     context = evaluation_context(model, resolve_model(model_dir), dataset.description, options)
     click.echo(format_summary(evaluation.summary))

@@ -18,6 +18,7 @@ MAX_LEVELS = 16  # an image is padded to a multiple of 2^L pixels on a side: 65,
 MAX_STEPS = 64
 MAX_TRANSFER_BLOCKS = 64
 MAX_TRANSFER_DILATION = 8
+MAX_CLAMP = 20.0  # exp(clamp) scales a coupling; K steps of exp(20) stay far inside float32
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class UMLINConfig:
         steps: flow steps K per level INN (paper: 4); 0 makes each INN the identity, leaving the bare Haar pyramid.
         kernel_size: coupling subnet kernel (paper: 5x5).
         hidden_channels: width of the coupling subnets.
-        clamp: soft clamp of the coupling log-scales (|s| <= clamp).
+        clamp: soft clamp of the coupling log-scales (|s| <= clamp), in (0, 20].
         color: "y" (BT.601 luma, the paper's protocol) or "rgb" (3 channels throughout).
         transfer_net: "per-level" (the paper: one residual CNN h_Γ^(l) per level, Eq. 7) or "pyramid" (one NAFBlock
             encoder-decoder across every level's latents, :class:`~flowdeblur.pyramid_transfer.PyramidTransfer`).
@@ -97,8 +98,8 @@ saving changes neither results nor weights, only how training memory and time tr
         for name in ("kernel_size", "transfer_kernel_size"):
             if getattr(self, name) % 2 == 0:
                 raise ValueError(f"UMLINConfig.{name} must be odd so that convolutions keep the image size")
-        if self.clamp <= 0:
-            raise ValueError(f"UMLINConfig.clamp must be positive, got {self.clamp!r}")
+        if not 0 < self.clamp <= MAX_CLAMP:
+            raise ValueError(f"UMLINConfig.clamp must lie in (0, {MAX_CLAMP:g}], got {self.clamp!r}")
         if self.levels + self.transfer_extra_levels > MAX_LEVELS:
             raise ValueError(f"UMLINConfig.levels + transfer_extra_levels must be at most {MAX_LEVELS}")
         if self.transfer_net == "pyramid" and self.transfer_context != "blurry":

@@ -21,7 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import atomic_write
+from .checkpoint import CheckpointError, atomic_write
 from .color import image_to_channels
 from .data import DatasetError, write_image
 from .inference import TileOptions, deblur_image
@@ -154,6 +154,8 @@ def evaluate_pair(
 ) -> tuple[dict[str, Any], Visual, Tensor]:
     """One image: its record (size, scores, latent statistics), its visual for the report, and the deblurred image."""
     restored = deblur_image(model, blurry, options)
+    if not bool(torch.isfinite(restored).all()):
+        raise CheckpointError(f"the model's output for {name} is not finite (inf or nan): its weights cannot deblur")
     record = {"name": name, "height": blurry.shape[-2], "width": blurry.shape[-1]}
     record.update(score_record(restored, blurry, sharp))
     images = zip(CROP_KINDS, (blurry, restored, sharp), strict=True)

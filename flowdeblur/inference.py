@@ -241,6 +241,9 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
         restored, info = _read_and_deblur(model, job.source, options, progress)
     except DatasetError as error:
         return Outcome(job.source, "failed", str(error))  # names the file already
+    if not bool(torch.isfinite(restored).all()):
+        return Outcome(job.source, "failed", f"{job.source}: the model's output is not finite (inf or nan); nothing "
+                       "was written")
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         write_image(job.target, restored, bit_depth=info.bit_depth, metadata=info.metadata)

@@ -246,5 +246,10 @@ class WaveletUNetFlow(nn.Module):
             raise CheckpointError(
                 f"weights in {directory} do not match the architecture in its config.json:\n  " + "\n  ".join(lines)
             ) from error
+        not_finite = next((name for name, tensor in state.items() if tensor.is_floating_point()
+                           and not bool(torch.isfinite(tensor).all())), None)
+        if not_finite is not None:
+            raise CheckpointError(f"weights in {directory} are not finite ({not_finite} holds inf or nan); the model "
+                                  "would write black or empty images, so it is refused")
         model.metadata = dict(header.get("metadata") or {})
         return model.to(device).eval()

@@ -5,8 +5,11 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from PIL import Image
 
 from flowdeblur import CheckpointError, UMLINConfig, WaveletUNetFlow
 from flowdeblur.cli import main
@@ -41,6 +44,7 @@ def edited(saved, tmp_path, **changes):
         ({"metadata": 5}, "'metadata' must be a JSON object, got 5"),
         ({"clamp": math.nan}, "UMLINConfig.clamp must be a finite number, got nan"),
         ({"color": "cmyk"}, "UMLINConfig.color must be one of 'y', 'rgb', got 'cmyk'"),
+        ({"clamp": 1e308}, "UMLINConfig.clamp must lie in (0, 20], got 1e+308"),
         ({"levels": 100000}, "UMLINConfig.levels must be from 1 to 16, got 100000"),
         ({"hidden_channels": 10**6}, "describes a model of 8,001,116,003,498 parameters, more than the 1,000,000,000"),
     ],
@@ -103,3 +107,36 @@ def test_umlin_config_json_round_trip_keeps_types():
     config = UMLINConfig.from_dict(json.loads(json.dumps({**TINY, "clamp": 2})))
     assert config.clamp == 2.0 and isinstance(config.clamp, float)
     assert UMLINConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_model_with_a_weight_that_is_not_finite_is_refused_before_anything_is_written(saved, tmp_path):
+    model = WaveletUNetFlow.from_pretrained(saved)
+    name = next(name for name, tensor in model.state_dict().items() if tensor.is_floating_point())
+    with torch.no_grad():
+        model.state_dict()[name].view(-1)[0] = math.inf
+    model.save_pretrained(tmp_path / "inf")
+    with pytest.raises(CheckpointError, match=f"{name} holds inf or nan"):
+        load_model(tmp_path / "inf")
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((20, 20, 3), 128, dtype=np.uint8)).save(image)
+    result = CliRunner().invoke(main, ["deblur", str(image), "-o", str(tmp_path / "out"), "--model",
+                                       str(tmp_path / "inf"), "--no-progress"])
+    assert result.exit_code == 1 and "not finite" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_finite_weights_whose_output_overflows_write_nothing(saved, tmp_path):
+    model = WaveletUNetFlow.from_pretrained(saved)
+    with torch.no_grad():  # exp(-200) in the sharp branch's inverse ActNorm: every output pixel overflows
+        for name, tensor in model.state_dict().items():
+            if name.startswith("flows.sharp") and name.endswith("log_scale"):
+                tensor.fill_(-200.0)
+    model.save_pretrained(tmp_path / "overflow")
+    image = tmp_path / "in.png"
+    Image.fromarray(np.full((20, 20, 3), 128, dtype=np.uint8)).save(image)
+    result = CliRunner().invoke(main, ["deblur", str(image), "-o", str(tmp_path / "out"), "--model",
+                                       str(tmp_path / "overflow"), "--no-progress"])
+    assert result.exit_code == 1 and "output is not finite" in result.stderr
+    assert not list((tmp_path / "out").glob("*.png"))
+    scored = CliRunner().invoke(main, ["eval", "--model", str(tmp_path / "overflow"), "--json",
+                                       str(tmp_path / "scores.json"), "--no-progress"])
+    assert scored.exit_code == 1 and "is not finite" in scored.stderr and not (tmp_path / "scores.json").exists()
