@@ -144,7 +144,7 @@ PRESETS: dict[str, UMLINConfig] = {
 }
 PRESET_NOTES: dict[str, str] = {
     "paper": "paper: the paper's architecture (§3, §4.1), 1.08 M parameters",
-    "compact": "compact: 2 flow steps per level, 32-channel couplings, 0.59 M parameters",
+    "compact": "compact: 2 flow steps per level, 32-channel couplings, 0.59 M parameters (the gauss3 model)",
     "pyramid": "pyramid: compact codecs and one NAFBlock encoder-decoder across the latent pyramid (and one level "
-               "below it) that restores the coarsest low-pass too; 1.28 M parameters (the shipped models)",
+               "below it) that restores the coarsest low-pass too; 1.28 M parameters (the general model)",
 }

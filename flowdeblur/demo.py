@@ -1,7 +1,7 @@
 """What ``flowdeblur demo --train`` trains: a small UML-IN on the built-in images, in a few minutes on a CPU.
 
 A short end-to-end run (the joint stage) of the compact architecture on the paper's 3x3 Gaussian blur, which a few
-hundred steps already learn to undo; the shipped models (docs/models/) are the pyramid preset, trained far longer.
+hundred steps already learn to undo; `gauss3` (docs/models/) is this architecture trained far longer.
 """
 
 from __future__ import annotations
