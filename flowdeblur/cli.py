@@ -8,6 +8,7 @@ and ``deblur`` never loads the trainer or scikit-image.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from .inference import TileOptions
     from .model import WaveletUNetFlow
 
+MAX_THREADS = 1024  # more threads than any CPU here has cores; beyond it PyTorch's thread pool fails to map memory
+MAX_TILE = 65536  # the largest side an image of the default --max-pixels can have
+MAX_MEMORY_GIB = 1024.0
 DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
 
 
@@ -80,9 +84,9 @@ def _blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
 def _threads_option(function: Callable) -> Callable:
     """--threads: how many CPU threads PyTorch uses (flowdeblur.threads gives the default's rule)."""
 
-    @click.option("--threads", type=click.IntRange(min=1),
-                  help="CPU threads for PyTorch. Default: OMP_NUM_THREADS if set, else the CPUs the load average "
-                  "leaves idle, at most the physical cores and at least 1.")
+    @click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS),
+                  help=f"CPU threads for PyTorch (1 to {MAX_THREADS}). Default: OMP_NUM_THREADS if set, else the CPUs "
+                  "the load average leaves idle, at most the physical cores and at least 1.")
     @functools.wraps(function)
     def wrapper(threads: int | None, **kwargs: Any):
         import torch
@@ -100,14 +104,15 @@ def _run_options(function: Callable) -> Callable:
 
     @click.option("--device", default="auto", show_default=True,
                   help="A torch device (cpu, cuda, cuda:1, mps), or auto: CUDA if there is one, else the CPU.")
-    @click.option("--tile", default=None, type=click.IntRange(min=16),
-                  help="Tile side in pixels, overriding --max-memory: larger images go in overlapping tiles.")
+    @click.option("--tile", default=None, type=click.IntRange(min=16, max=MAX_TILE),
+                  help=f"Tile side in pixels (16 to {MAX_TILE}), overriding --max-memory: larger images go in "
+                       "overlapping tiles.")
     @click.option("--max-memory", default=DEFAULT_MAX_MEMORY / 2**30, show_default=True,
-                  type=click.FloatRange(min=0.01),
-                  help="GiB a forward pass may use: an image that fits is processed whole, larger ones in the "
-                       "tiles that fit and compute the fewest pixels.")
-    @click.option("--tile-overlap", default=32, show_default=True, type=click.IntRange(min=0),
-                  help="Overlap between neighbouring tiles, blended without seams.")
+                  type=click.FloatRange(min=0.01, max=MAX_MEMORY_GIB),
+                  help=f"GiB a forward pass may use (0.01 to {MAX_MEMORY_GIB}): an image that fits is processed "
+                       "whole, larger ones in the tiles that fit and compute the fewest pixels.")
+    @click.option("--tile-overlap", default=32, show_default=True, type=click.IntRange(min=0, max=MAX_TILE // 2),
+                  help=f"Overlap between neighbouring tiles (0 to {MAX_TILE // 2}), blended without seams.")
     @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1),
                   help="Tiles per forward pass.")
     @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when run in a terminal).")
@@ -118,6 +123,8 @@ def _run_options(function: Callable) -> Callable:
 
         if tile is not None and 2 * tile_overlap >= tile:
             raise click.BadParameter(f"must be less than half of --tile ({tile})", param_hint="--tile-overlap")
+        if not math.isfinite(max_memory):
+            raise click.BadParameter(f"must be a number of GiB, got {max_memory}", param_hint="--max-memory")
         try:
             resolved = resolve_device(device)
         except (RuntimeError, ValueError) as error:

@@ -75,6 +75,8 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as error:
         raise ValueError(f"{name!r} is not a device name; use auto, cpu, cuda, cuda:<index> or mps") from error
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ValueError(f"{name!r}: the CPU has no index other than 0; use cpu")
     try:
         usable = device.type != "meta" and torch.empty(1, device=device).device.type == device.type
     except Exception:  # each backend fails in its own way (RuntimeError, AssertionError, NotImplementedError, ...)

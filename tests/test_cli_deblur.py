@@ -259,3 +259,15 @@ def test_the_installed_command_deblurs_and_exits_non_zero_on_a_bad_input(tmp_pat
     assert process.returncode == 1, process.stderr
     assert "broken.png" in process.stderr
     assert torch.equal(torch.tensor(read_image(tmp_path / "out" / "photo.png").shape), torch.tensor([3, 30, 40]))
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    (["--max-memory", "inf"], "--max-memory"), (["--max-memory", "nan"], "--max-memory"),
+    (["--threads", "100000"], "--threads"), (["--device", "cpu:3"], "--device"),
+    (["--tile-overlap", "100000"], "--tile-overlap"), (["--tile", "10000000"], "--tile"),
+])
+def test_out_of_range_options_are_usage_errors_naming_the_option(tmp_path, model_dir, options, named):
+    image = save(tmp_path / "in.png", smooth(8, 20, 20, 3))
+    result = deblur(image, "-o", tmp_path / "out", "--model", model_dir, *options)
+    assert result.exit_code == 2 and named in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
