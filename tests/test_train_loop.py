@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.data import build_dataset
-from flowdeblur.train import TrainConfig, train
+from flowdeblur.train import TrainConfig, TrainConfigError, train
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.checkpoints import list_checkpoints
 from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
@@ -115,6 +115,17 @@ def test_a_shared_codec_hands_stage_1_inns_to_the_sharp_branch(tmp_path, codec):
 
 class _InterruptedError(Exception):
     pass
+
+
+def test_resuming_under_other_stage_steps_is_refused_naming_the_saved_ones(tmp_path):
+    """A finished 2-step run resumed with --stage4-steps 4 would train nothing and record 4: it is refused."""
+    config = tiny_config(tmp_path, stage_steps=(0, 0, 0, 2), checkpointing_steps=1)
+    train(config)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    longer = tiny_config(tmp_path, stage_steps=(0, 0, 0, 4), resume_from_checkpoint="latest")
+    with pytest.raises(TrainConfigError, match=r"stage steps \(0, 0, 0, 2\), not \(0, 0, 0, 4\).*--stage4-steps 2"):
+        train(longer)
 
 
 @pytest.mark.parametrize(("interrupt_at", "accumulation"), [(3, 1), (2, 2)])  # mid stage 2; at the 1 -> 2 boundary

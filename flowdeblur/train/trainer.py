@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,17 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _check_schedule(checkpoint: Path, saved: Sequence[int] | None, requested: Sequence[int]) -> None:
+    """Refuse to resume a checkpoint under other steps per stage: its learning-rate schedules and position belong to
+    the schedule it was saved with (checkpoints from before this check recorded none, and pass)."""
+    if saved is not None and list(saved) != list(requested):
+        flags = ", ".join(f"--stage{index + 1}-steps {steps}" for index, steps in enumerate(saved))
+        raise TrainConfigError(
+            f"{checkpoint} belongs to a run of stage steps {tuple(saved)}, not {tuple(requested)}: resume with "
+            f"{flags}, or train the new schedule into another --output-dir"
+        )
+
+
 class _Training:
     """One run: the prepared objects, the progress they are checkpointed with, and the loop over stages."""
 
@@ -114,10 +126,12 @@ class _Training:
         self.optimizers = prepared[1 : 1 + STAGE_COUNT]
         self.schedulers = prepared[1 + STAGE_COUNT : 1 + 2 * STAGE_COUNT]
         self.model: WaveletUNetFlow = accelerator.unwrap_model(self.objective).model
-        self.progress = TrainingProgress()
+        self.progress = TrainingProgress(stage_steps=list(config.stage_steps))
         accelerator.register_for_checkpointing(self.progress)
         if resume_from:
-            logger.info(f"resumed from {load_checkpoint(accelerator, resume_from)} at {self._position()}")
+            checkpoint = load_checkpoint(accelerator, resume_from)
+            _check_schedule(checkpoint, self.progress.stage_steps, config.stage_steps)
+            logger.info(f"resumed from {checkpoint} at {self._position()}")
         accelerator.init_trackers("flowdeblur", config=_flat(config.to_dict()))
         self.images_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
         self.last_validation: tuple[int, dict[str, float]] | None = None
