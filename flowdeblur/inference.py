@@ -248,7 +248,10 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
                        "was written")
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
-        write_image(job.target, restored, bit_depth=info.bit_depth, metadata=info.metadata)
+        write_image(job.target, restored, bit_depth=info.bit_depth, metadata=info.metadata, exclusive=not overwrite)
+    except FileExistsError:
+        return Outcome(job.source, "skipped", f"{job.source}: {job.target} appeared while it was deblurred; kept "
+                       "(pass --overwrite to replace it)")
     except OSError as error:
         return Outcome(job.source, "failed", f"{job.source}: cannot write {job.target}: {error}")
     return Outcome(job.source, "written", str(job.target), pixels=info.height * info.width)

@@ -1,5 +1,7 @@
 """``flowdeblur deblur``: sizes, bit depths and modes kept, tiling, overwrite rules, bad inputs, usage errors."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -271,3 +273,33 @@ def test_out_of_range_options_are_usage_errors_naming_the_option(tmp_path, model
     result = deblur(image, "-o", tmp_path / "out", "--model", model_dir, *options)
     assert result.exit_code == 2 and named in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_appears_during_the_run_is_kept_without_overwrite(tmp_path, model_dir, monkeypatch):
+    """The existence check and the write are one step: a file created between them is never replaced."""
+    import flowdeblur.inference as inference
+
+    image, out = save(tmp_path / "in.png", smooth(9, 20, 20, 3)), tmp_path / "out"
+    original = inference._read_and_deblur
+
+    def deblur_while_another_writes(*args, **kwargs):
+        out.mkdir(exist_ok=True)
+        (out / "in.png").write_bytes(b"written by someone else")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_read_and_deblur", deblur_while_another_writes)
+    result = deblur(image, "-o", out, "--model", model_dir)
+    assert result.exit_code == 0 and "appeared while it was deblurred" in result.stderr
+    assert (out / "in.png").read_bytes() == b"written by someone else"
+    assert [p.name for p in out.iterdir()] == ["in.png"]  # no temporary file left
+
+
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path, model_dir):
+    image, out = save(tmp_path / "in.png", smooth(10, 20, 20, 3)), tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale, live = out / f".in.png.{int(dead.stdout)}.tmp", out / ".in.png.1.tmp"  # process 1 always runs
+    stale.write_bytes(b"half a PNG")
+    live.write_bytes(b"another run, still writing")
+    assert deblur(image, "-o", out, "--model", model_dir).exit_code == 0
+    assert not stale.exists() and live.exists() and (out / "in.png").is_file()

@@ -9,6 +9,8 @@ decoded. Writes go to a temporary name and are renamed into place.
 
 from __future__ import annotations
 
+import errno
+import glob
 import io
 import os
 import threading
@@ -249,12 +251,15 @@ def write_image(
     bit_depth: int = 8,
     mode: str | None = None,
     metadata: ImageMetadata | None = None,
+    exclusive: bool = False,
 ) -> Path:
     """Save a (C, H, W) tensor in [0, 1] as PNG/JPEG/TIFF/BMP, atomically (temporary name, then rename).
 
     ``bit_depth`` is 8 or 16 (16 for PNG and TIFF only); ``mode`` is "L", "LA", "RGB" or "RGBA" (default: from
     the channel count, 1 to 4; "RGB" repeats a gray image). Values are clipped to [0, 1] and rounded. ``metadata``
     (an ICC profile and EXIF tags, e.g. a read image's ``ImageInfo.metadata``) is written where the format holds it.
+    With ``exclusive``, a file that exists at ``path`` by the time the image is complete is kept and
+    FileExistsError raised. Temporary files of this naming left by a process that no longer runs are removed.
     """
     path = Path(path)
     image_format = _FORMATS.get(path.suffix.lower())
@@ -277,10 +282,46 @@ def write_image(
     scale = 255 if bit_depth == 8 else 65535
     levels = image.detach().to("cpu", torch.float64, copy=True).clamp_(0, 1).mul_(scale).round_()  # one float64 copy
     array = np.ascontiguousarray(levels.permute(1, 2, 0).numpy(), dtype=np.uint8 if bit_depth == 8 else np.uint16)
+    _remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         _encode(temporary, array[..., 0] if mode == "L" else array, image_format, metadata or ImageMetadata())
-        os.replace(temporary, path)
+        if exclusive:
+            _link_exclusively(temporary, path)
+        else:
+            os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def _link_exclusively(source: Path, target: Path) -> None:
+    """Give ``source`` the name ``target`` only if nothing has that name: creating a hard link succeeds or fails
+    (FileExistsError) in one step. Where the file system has no hard links, checking and renaming are two steps."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system (some network and FAT ones)
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+        os.replace(source, target)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove ``.<name>.<pid>.tmp`` files beside ``path`` whose writing process no longer runs (a kill mid-write)."""
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = temporary.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether a process of this id exists (one we may not signal counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
