@@ -187,10 +187,11 @@ def _evaluate_and_write(
     """Evaluate, print the summary table, and write the JSON and the report where asked."""
     from .evaluate import evaluate, evaluation_context, format_summary, write_scores
     from .report import write_report
+    from .tiling import TileBudgetError
 
     try:
         evaluation = evaluate(model, dataset, options, **evaluate_options)
-    except (DatasetError, CheckpointError) as error:
+    except (DatasetError, CheckpointError, TileBudgetError) as error:
         raise click.ClickException(str(error)) from error
     context = evaluation_context(model, resolve_model(model_dir), dataset.description, options)
     click.echo(format_summary(evaluation.summary))

@@ -22,7 +22,7 @@ from .data import DatasetError, ImageInfo, read_image_with_info, write_image
 from .data.choices import DEFAULT_MAX_MEMORY
 from .data.io import IMAGE_SUFFIXES
 from .model import WaveletUNetFlow
-from .tiling import cheapest_tile, process_tiled, tile_grid
+from .tiling import TileBudgetError, cheapest_tile, process_tiled, tile_grid
 
 OUTPUT_SUFFIX = ".png"
 
@@ -243,6 +243,8 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
         restored, info = _read_and_deblur(model, job.source, options, progress)
     except DatasetError as error:
         return Outcome(job.source, "failed", str(error))  # names the file already
+    except TileBudgetError as error:
+        return Outcome(job.source, "failed", f"{job.source}: {error}")
     if not bool(torch.isfinite(restored).all()):
         return Outcome(job.source, "failed", f"{job.source}: the model's output is not finite (inf or nan); nothing "
                        "was written")

@@ -91,6 +91,10 @@ def _computed_pixels(grid: TileGrid) -> int:
     return sum(b - a for a, b in grid.rows) * sum(b - a for a, b in grid.cols)
 
 
+class TileBudgetError(ValueError):
+    """No tile that still advances past the overlap fits the memory budget."""
+
+
 def cheapest_tile(
     height: int, width: int, bytes_per_pixel: float, budget: int, batch_size: int = 1, overlap: int = 0, align: int = 1
 ) -> int:
@@ -98,9 +102,15 @@ def cheapest_tile(
 
     The largest tile that fits can leave a last, nearly empty row or column of tiles: 816-pixel tiles compute 1.33
     times a 4000 x 3000 photo's pixels, 528-pixel ones 1.12 times. Ties go to the larger side (fewer tiles); an
-    image that fits whole stays one tile.
+    image that fits whole stays one tile. When not even the smallest tile that advances (``2 * overlap + align``)
+    fits, :class:`TileBudgetError` says so, rather than running over the budget.
     """
     largest = largest_tile(height, width, bytes_per_pixel, budget, batch_size, overlap, align)
+    if not _fits(tile_grid(height, width, largest, overlap, align), bytes_per_pixel, budget, batch_size):
+        raise TileBudgetError(
+            f"the memory budget ({budget / 2**30:.3g} GiB) fits no tile of this {width} x {height} image larger than "
+            f"twice the tile overlap ({overlap} pixels); raise --max-memory or lower --tile-overlap"
+        )
     best, best_pixels = largest, _computed_pixels(tile_grid(height, width, largest, overlap, align))
     for side in range(largest - align, 2 * overlap + align - 1, -align):
         grid = tile_grid(height, width, side, overlap, align)

@@ -303,3 +303,11 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path, model
     live.write_bytes(b"another run, still writing")
     assert deblur(image, "-o", out, "--model", model_dir).exit_code == 0
     assert not stale.exists() and live.exists() and (out / "in.png").is_file()
+
+
+def test_a_budget_that_fits_no_tile_beyond_the_overlap_fails_the_image_instead_of_overrunning(tmp_path, model_dir):
+    image = save(tmp_path / "big.png", smooth(11, 1000, 800, 3))
+    result = deblur(image, "-o", tmp_path / "out", "--model", model_dir, "--max-memory", "0.01",
+                    "--tile-overlap", "1000")
+    assert result.exit_code == 1 and "fits no tile" in result.stderr and "--tile-overlap" in result.stderr
+    assert not (tmp_path / "out" / "big.png").exists()
