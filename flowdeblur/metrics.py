@@ -21,6 +21,7 @@ SCORE_SPACES = ("y", "rgb")
 # 8-bit image of N pixels that differs at all scores at most 48.1 + 10 log10(N) dB (90.3 dB at 128 x 128), so the
 # cap changes nothing but exact copies for images of up to about 390 x 390 pixels.
 PSNR_CAP = 100.0
+SSIM_SIGMA = 1.5  # the Gaussian window's (11 pixels: torchmetrics takes 2 int(3.5 sigma + 0.5) + 1)
 SSIM_MARGIN = 5  # half the 11-pixel Gaussian window: MATLAB's and BasicSR's SSIM average only where it fits whole
 
 
@@ -40,8 +41,12 @@ def _in_space(image: Tensor, space: str) -> Tensor:
 def ssim_valid(pred: Tensor, target: Tensor) -> Tensor:
     """Per-image SSIM (Gaussian window 11, sigma 1.5, data range 1) averaged over the pixels where the window fits
     inside the image, as MATLAB's ``ssim_index`` and BasicSR do; torchmetrics averages its reflect-padded border
-    too. Images no larger than the window on a side are averaged whole."""
-    _, full = structural_similarity_index_measure(pred, target, data_range=1.0, return_full_image=True)
+    too. Images no larger than the window on a side are averaged whole; below 6 pixels on a side, where the
+    window's padding cannot be reflected, the Gaussian narrows (sigma (n - 1) / 3.5 for a side of n, at least 0.1)
+    so that its window, 2 n - 1 pixels, can."""
+    side = min(pred.shape[-2:])
+    sigma = SSIM_SIGMA if side > SSIM_MARGIN else max((side - 1) / 3.5, 0.1)
+    _, full = structural_similarity_index_measure(pred, target, data_range=1.0, sigma=sigma, return_full_image=True)
     margin = SSIM_MARGIN if min(full.shape[-2:]) > 2 * SSIM_MARGIN else 0
     height, width = full.shape[-2:]
     return full[..., margin : height - margin, margin : width - margin].flatten(1).mean(1)

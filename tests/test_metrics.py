@@ -77,3 +77,13 @@ def test_ssim_leaves_out_the_border_where_the_window_does_not_fit():
     ours = float(image_scores(*pair, "rgb")["ssim"][0])
     padded = float(structural_similarity_index_measure(*pair, data_range=1.0))  # torchmetrics: reflect-padded border
     assert abs(ours - padded) > 1e-3 and ours == pytest.approx(reference(restored, sharp, "rgb")["ssim"], abs=1e-5)
+
+
+@pytest.mark.parametrize("side", [1, 2, 5])
+def test_ssim_of_images_smaller_than_its_padding_is_defined(side):
+    """An 11-pixel window cannot be reflect-padded onto 5 pixels; the window narrows instead of failing."""
+    generator = torch.Generator().manual_seed(side)
+    image = torch.rand(2, 1, side, side + 1, generator=generator)
+    other = torch.rand(2, 1, side, side + 1, generator=generator)
+    torch.testing.assert_close(ssim_valid(image, image), torch.ones(2))
+    assert (ssim_valid(image, other) < 1).all()
