@@ -69,8 +69,9 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             raise CheckpointError(f"{path} is missing; {expected}")
     try:
         header = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{config_path} is not valid JSON ({error}); {expected}") from error
+    except (ValueError, RecursionError) as error:  # bad JSON or UTF-8, a number of thousands of digits, deep nesting
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise CheckpointError(f"{config_path} is not valid JSON ({reason}); {expected}") from error
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME or "config" not in header:
         raise CheckpointError(
             f"{config_path} is not a flowdeblur model config (needs format={FORMAT_NAME!r} and a 'config' entry)"

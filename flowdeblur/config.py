@@ -18,6 +18,8 @@ MAX_LEVELS = 16  # an image is padded to a multiple of 2^L pixels on a side: 65,
 MAX_STEPS = 64
 MAX_TRANSFER_BLOCKS = 64
 MAX_TRANSFER_DILATION = 8
+MAX_CHANNELS = 4096  # widths beyond any model this toolkit trains; larger ones overflow tensor sizes
+MAX_KERNEL = 31
 MAX_CLAMP = 20.0  # exp(clamp) scales a coupling; K steps of exp(20) stay far inside float32
 
 
@@ -28,13 +30,13 @@ class UMLINConfig:
     Attributes:
         levels: wavelet levels L (paper: 3).
         steps: flow steps K per level INN (paper: 4); 0 makes each INN the identity, leaving the bare Haar pyramid.
-        kernel_size: coupling subnet kernel (paper: 5x5).
-        hidden_channels: width of the coupling subnets.
+        kernel_size: coupling subnet kernel (paper: 5x5; odd, at most 31).
+        hidden_channels: width of the coupling subnets (at most 4096).
         clamp: soft clamp of the coupling log-scales (|s| <= clamp), in (0, 20].
         color: "y" (BT.601 luma, the paper's protocol) or "rgb" (3 channels throughout).
         transfer_net: "per-level" (the paper: one residual CNN h_Γ^(l) per level, Eq. 7) or "pyramid" (one NAFBlock
             encoder-decoder across every level's latents, :class:`~flowdeblur.pyramid_transfer.PyramidTransfer`).
-        transfer_hidden_channels: width of the transfer nets h_Γ (Eq. 7); the pyramid net's width at level 1.
+        transfer_hidden_channels: width of the transfer nets h_Γ (Eq. 7), at most 4096; the pyramid net's at level 1.
         transfer_blocks: residual blocks per transfer net; the pyramid net's NAFBlocks per scale and side.
         transfer_kernel_size: kernel of the per-level transfer nets' convolutions.
         transfer_dilation: dilation growth d: the per-level nets' residual block b dilates by d^b (paper: 1).
@@ -42,7 +44,8 @@ class UMLINConfig:
             (per-level nets only).
         transfer_extra_levels: the pyramid net's halvings below the coarsest level (pyramid only).
         restore_lowpass: the pyramid net corrects the coarsest low-pass x̃^(L) too, where the paper passes it through.
-        refine_channels: width of a full-resolution residual CNN on the synthesised image (0: none, the paper).
+        refine_channels: width of a full-resolution residual CNN on the synthesised image (0: none, the paper; at most
+            4096).
         refine_blocks: residual blocks of the full-resolution stage.
         shared_codec: one wavelet flow encodes blurry and decodes sharp images (paper: two, one per branch).
         memory_saving: the INNs backpropagate by inversion, in memory that does not grow with ``steps``.
@@ -80,14 +83,14 @@ saving changes neither results nor weights, only how training memory and time tr
         ranges = {
             "levels": (1, MAX_LEVELS),
             "steps": (0, MAX_STEPS),
-            "kernel_size": (1, None),
-            "hidden_channels": (1, None),
-            "transfer_hidden_channels": (1, None),
+            "kernel_size": (1, MAX_KERNEL),
+            "hidden_channels": (1, MAX_CHANNELS),
+            "transfer_hidden_channels": (1, MAX_CHANNELS),
             "transfer_blocks": (0, MAX_TRANSFER_BLOCKS),
-            "transfer_kernel_size": (1, None),
+            "transfer_kernel_size": (1, MAX_KERNEL),
             "transfer_dilation": (1, MAX_TRANSFER_DILATION),
             "transfer_extra_levels": (0, MAX_LEVELS),
-            "refine_channels": (0, None),
+            "refine_channels": (0, MAX_CHANNELS),
             "refine_blocks": (0, MAX_TRANSFER_BLOCKS),
         }
         for name, (low, high) in ranges.items():

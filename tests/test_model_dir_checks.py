@@ -46,7 +46,8 @@ def edited(saved, tmp_path, **changes):
         ({"color": "cmyk"}, "UMLINConfig.color must be one of 'y', 'rgb', got 'cmyk'"),
         ({"clamp": 1e308}, "UMLINConfig.clamp must lie in (0, 20], got 1e+308"),
         ({"levels": 100000}, "UMLINConfig.levels must be from 1 to 16, got 100000"),
-        ({"hidden_channels": 10**6}, "describes a model of 8,001,116,003,498 parameters, more than the 1,000,000,000"),
+        ({"hidden_channels": 10**12}, "UMLINConfig.hidden_channels must be from 1 to 4096, got 1000000000000"),
+        ({"hidden_channels": 4096, "steps": 64}, "parameters, more than the 1,000,000,000"),
     ],
 )
 def test_a_bad_config_is_one_line_before_anything_is_allocated(saved, tmp_path, changes, message):
@@ -107,6 +108,17 @@ def test_umlin_config_json_round_trip_keeps_types():
     config = UMLINConfig.from_dict(json.loads(json.dumps({**TINY, "clamp": 2})))
     assert config.clamp == 2.0 and isinstance(config.clamp, float)
     assert UMLINConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"format": "flowdeblur.WaveletUNetFlow", "config": {"levels": ' + "9" * 5000 + "}}", "is not valid JSON"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_a_config_json_python_cannot_parse_is_one_line(saved, tmp_path, text, message):
+    directory = edited(saved, tmp_path)
+    (directory / "config.json").write_text(text)
+    result = CliRunner().invoke(main, ["info", "--model", str(directory)])
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
 
 
 def test_a_model_with_a_weight_that_is_not_finite_is_refused_before_anything_is_written(saved, tmp_path):
