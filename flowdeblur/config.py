@@ -44,8 +44,7 @@ class UMLINConfig:
             (per-level nets only).
         transfer_extra_levels: the pyramid net's halvings below the coarsest level (pyramid only).
         restore_lowpass: the pyramid net corrects the coarsest low-pass x̃^(L) too, where the paper passes it through.
-        refine_channels: width of a full-resolution residual CNN on the synthesised image (0: none, the paper; at most
-            4096).
+        refine_channels: width of a full-resolution residual stage on the output (0: none, the paper; at most 4096).
         refine_blocks: residual blocks of the full-resolution stage.
         shared_codec: one wavelet flow encodes blurry and decodes sharp images (paper: two, one per branch).
         memory_saving: the INNs backpropagate by inversion, in memory that does not grow with ``steps``.
