@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import TINY, add_common_arguments, describe_machine, machine, markdown_table, set_threads, write_json
+from common import add_common_arguments, describe_machine, machine, markdown_table, set_threads, write_json
 from quality import PROTOCOLS, SEED, model_scores, scores
+from shift_consistency import load
 
-from flowdeblur import WaveletUNetFlow
 from flowdeblur.color import rgb_to_y
 from flowdeblur.data.io import read_image
-from flowdeblur.pretrained import load_model
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 DEFAULT_PROTOCOLS = ("gaussian3", "gaussian9", "motion15", "defocus", "none")
@@ -88,7 +87,7 @@ def main() -> None:
             parser.error(f"--photos must be a folder of photographs, got {photos}")
         crop, downscale = (64, 1) if args.quick else (args.crop, args.downscale)
         names, sharp = sharp_crops(photos, downscale, crop)
-    models = {"tiny": WaveletUNetFlow(TINY).eval()} if args.quick else {m: load_model(m) for m in args.models}
+    models = {name: load(name) for name in (["tiny"] if args.quick else args.models)}
     results: dict[str, dict[str, Any]] = {}
     for protocol in args.protocols:
         blurry = blurred(protocol, sharp)

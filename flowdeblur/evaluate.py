@@ -153,9 +153,10 @@ def evaluate_pair(
     model: WaveletUNetFlow, name: str, blurry: Tensor, sharp: Tensor, options: TileOptions, crop_size: int
 ) -> tuple[dict[str, Any], Visual, Tensor]:
     """One image: its record (size, scores, latent statistics), its visual for the report, and the deblurred image."""
-    restored = deblur_image(model, blurry, options)
-    if not bool(torch.isfinite(restored).all()):
-        raise CheckpointError(f"the model's output for {name} is not finite (inf or nan): its weights cannot deblur")
+    try:
+        restored = deblur_image(model, blurry, options)
+    except CheckpointError as error:
+        raise CheckpointError(f"{name}: {error}") from error
     record = {"name": name, "height": blurry.shape[-2], "width": blurry.shape[-1]}
     record.update(score_record(restored, blurry, sharp))
     images = zip(CROP_KINDS, (blurry, restored, sharp), strict=True)

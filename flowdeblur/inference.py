@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .checkpoint import CheckpointError
 from .config import UMLINConfig
 from .data import DatasetError, ImageInfo, read_image_with_info, write_image
 from .data.choices import DEFAULT_MAX_MEMORY
@@ -107,7 +108,8 @@ def deblur_image(
 ) -> Tensor:
     """Deblur one image (C, H, W) in [0, 1], tile by tile; same shape, float32, on the CPU.
 
-    C is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGB + alpha); an alpha channel is passed through unchanged.
+    C is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGB + alpha); an alpha channel is passed through unchanged. An
+    output that is not finite (weights that overflow) is a :class:`CheckpointError`, so no caller writes or scores it.
     """
     if image.dim() != 3 or image.shape[0] not in (1, 2, 3, 4):
         raise ValueError(f"expected a gray or RGB image (C, H, W), C in 1..4 with alpha, got {tuple(image.shape)}")
@@ -123,6 +125,8 @@ def deblur_image(
         device=options.device,
         on_tile=on_tile,
     )
+    if not bool(torch.isfinite(restored).all()):
+        raise CheckpointError("the model's output is not finite (inf or nan): its weights cannot deblur")
     return restored if alpha is None else torch.cat([restored, alpha.float().cpu()])
 
 
@@ -243,11 +247,8 @@ def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrit
         restored, info = _read_and_deblur(model, job.source, options, progress)
     except DatasetError as error:
         return Outcome(job.source, "failed", str(error))  # names the file already
-    except TileBudgetError as error:
-        return Outcome(job.source, "failed", f"{job.source}: {error}")
-    if not bool(torch.isfinite(restored).all()):
-        return Outcome(job.source, "failed", f"{job.source}: the model's output is not finite (inf or nan); nothing "
-                       "was written")
+    except (TileBudgetError, CheckpointError) as error:
+        return Outcome(job.source, "failed", f"{job.source}: {error}; nothing was written")
     try:
         job.target.parent.mkdir(parents=True, exist_ok=True)
         write_image(job.target, restored, bit_depth=info.bit_depth, metadata=info.metadata, exclusive=not overwrite)

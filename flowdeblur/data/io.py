@@ -322,6 +322,6 @@ def _process_runs(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (OSError, OverflowError):
-        return True
+    except (OSError, OverflowError):  # running but not ours to signal, or an id that cannot be checked: keep its file
+        pass
     return True
