@@ -54,6 +54,30 @@ def test_output_keeps_size_bit_depth_and_mode(tmp_path, model_dir, suffix, chann
     assert "deblurred 1 image(s)" in result.stdout
 
 
+def test_a_16_bit_planar_tiff_comes_out_16_bit_without_stripes(tmp_path, model_dir):
+    import tifffile
+
+    array = smooth(15, 37, 53, 3, np.uint16)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(array, -1, 0), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "contiguous.tif", array, photometric="rgb")
+    result = deblur(tmp_path / "planar.tif", tmp_path / "contiguous.tif", "-o", tmp_path / "out", "--model", model_dir)
+    assert result.exit_code == 0, result.output
+    planar, info = read_image_with_info(tmp_path / "out" / "planar.png")
+    assert info.bit_depth == 16 and info.channels == 3
+    assert torch.equal(planar, read_image(tmp_path / "out" / "contiguous.png"))
+
+
+def test_in_a_folder_a_still_gif_is_deblurred_and_an_animated_one_refused_by_name(tmp_path, model_dir):
+    frames = [Image.fromarray(smooth(seed, 20, 24, 3)) for seed in range(2)]
+    (tmp_path / "in").mkdir()
+    frames[0].save(tmp_path / "in" / "still.gif")
+    frames[0].save(tmp_path / "in" / "moving.gif", save_all=True, append_images=frames[1:])
+    result = deblur(tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir)
+    assert result.exit_code == 1
+    assert (tmp_path / "out" / "still.png").is_file() and not (tmp_path / "out" / "moving.png").exists()
+    assert "moving.gif: holds 2 frames" in result.stderr
+
+
 def test_rgba_keeps_its_alpha(tmp_path, model_dir):
     rgb = smooth(12, 30, 34, 3)
     alpha = pattern(13, 30, 34, 1)

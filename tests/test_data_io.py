@@ -71,6 +71,30 @@ def test_16_bit_rgb_tiff_keeps_all_16_bits(tmp_path):
     np.testing.assert_array_equal(as_array(read_image(tmp_path / "rgb16.tif"), 65535), array)
 
 
+def test_16_bit_planar_rgb_tiff_keeps_its_16_bits_and_its_layout(tmp_path):
+    """Pillow reports a planar ("separate") 16-bit RGB TIFF as 8-bit RGB; read as such it came out in stripes."""
+    array = pattern(7, 6, 7, 3, np.uint16)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(array, -1, 0), photometric="rgb", planarconfig="separate")
+    image, info = read_image_with_info(tmp_path / "planar.tif")
+    assert info.bit_depth == 16 and info.channels == 3
+    np.testing.assert_array_equal(as_array(image, 65535), array)
+
+
+@pytest.mark.parametrize("kind", ["tiff pages", "gif animation"])
+def test_a_file_of_several_frames_is_refused_by_name(tmp_path, kind):
+    frames = [Image.fromarray(pattern(seed, 8, 9)) for seed in range(3)]
+    path = tmp_path / ("pages.tif" if kind == "tiff pages" else "moving.gif")
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(DatasetError, match=rf"{path.name}: holds 3 frames .*file of its own"):
+        read_image(path)
+
+
+def test_a_single_frame_gif_is_read(tmp_path):
+    array = pattern(8, 6, 7)
+    Image.fromarray(array).convert("P").save(tmp_path / "still.gif")
+    assert read_image(tmp_path / "still.gif").shape == (3, 6, 7)
+
+
 def test_exif_orientation_is_applied(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display

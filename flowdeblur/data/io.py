@@ -4,7 +4,8 @@ Pillow decodes everything but 16-bit colour, which it cannot hold: 16-bit colour
 with ``pypng`` and 16-bit colour TIFFs with ``tifffile`` (a dependency of scikit-image). Alpha is kept on request,
 palettes and CMYK become RGB, EXIF orientation is applied, and the ICC profile and EXIF tags are kept for writing
 (:mod:`.metadata`). A file whose header claims more pixels than :func:`max_pixels` is refused before anything is
-decoded. Writes go to a temporary name and are renamed into place.
+decoded. A file of several frames (a multi-page TIFF, an animated GIF, WebP or PNG) is refused: which frame to
+deblur is the user's choice, so no frame is picked silently. Writes go to a temporary name and are renamed into place.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from .choices import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 from .errors import DatasetError
 from .metadata import ImageMetadata, add_png_chunks, pillow_options, read_metadata, upright
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"})
-READABLE = "a PNG, JPEG, TIFF, BMP or WebP image (8 or 16 bits; gray, RGB or RGBA)"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"})
+READABLE = "a single-frame PNG, JPEG, TIFF, BMP, WebP or GIF image (8 or 16 bits; gray, RGB or RGBA)"
 
 _GRAY_16 = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 _GRAY_8 = frozenset({"1", "L", "LA", "La"})
@@ -102,6 +103,11 @@ def _open(source: Path | bytes, name: str) -> Image.Image:
         image = _open_header(source)
     except (UnidentifiedImageError, OSError) as exc:
         raise DatasetError(f"cannot be read as an image ({exc})", path=name, expected=READABLE) from exc
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        image.close()
+        raise DatasetError(f"holds {frames} frames (pages or animation); flowdeblur reads one image per file, so save "
+                           "the frame to deblur as a file of its own", path=name, expected=READABLE)
     limit = max_pixels()
     if image.width * image.height > limit:
         image.close()
@@ -121,10 +127,20 @@ def _rawmode(image: Image.Image) -> str:
     return args if isinstance(args, str) else str(args[0])
 
 
+def _tiff_bits(image: Image.Image) -> int:
+    """Bits per sample of a TIFF from its header (BitsPerSample, tag 258); 8 for other formats. Pillow reports a
+    16-bit planar RGB TIFF as 8-bit RGB, so its mode alone cannot tell."""
+    if image.format != "TIFF":
+        return 8
+    bits = image.tag_v2.get(258, (8,))
+    return max(bits) if isinstance(bits, tuple) else int(bits)
+
+
 def _info(image: Image.Image) -> ImageInfo:
     """ImageInfo from a Pillow header, without decoding pixels."""
     mode, rawmode = image.mode, _rawmode(image)
-    wide = mode in _GRAY_16 or (mode == "I" and image.format == "PNG") or ";16" in rawmode
+    wide = (mode in _GRAY_16 or (mode == "I" and image.format == "PNG") or ";16" in rawmode
+            or _tiff_bits(image) == 16)
     has_alpha = mode in _ALPHA or (mode == "P" and "transparency" in image.info) or rawmode.startswith("LA")
     gray = mode in _GRAY_8 or mode in _GRAY_16 or mode == "I" or rawmode.startswith("LA")
     return ImageInfo(image.width, image.height, 1 if gray else 3, 16 if wide else 8, mode, has_alpha)
@@ -141,7 +157,11 @@ def _wide(source: Path | bytes, image: Image.Image, name: str) -> np.ndarray:
     """All 16 bits of a 16-bit colour or gray+alpha PNG or TIFF (Pillow holds 8 of them), as (H, W, C) uint16 with
     alpha still attached."""
     if image.format == "TIFF":
-        return tifffile.imread(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tiff:
+            page = tiff.pages[0]
+            array = page.asarray()
+            planar = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and array.ndim == 3
+            return np.moveaxis(array, 0, -1) if planar else array
     if image.format != "PNG":
         raise DatasetError(f"16-bit {image.mode} {image.format} is not supported", path=name, expected=READABLE)
     try:
