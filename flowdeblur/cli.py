@@ -253,11 +253,11 @@ def deblur(
     if problem:
         raise click.BadParameter(problem, param_hint="'-o' / '--output'")
     model = _load(model_dir, options.device)
-    jobs, failures = plan_jobs(inputs, output_dir)
+    jobs, settled = plan_jobs(inputs, output_dir)
     counts = {"written": 0, "skipped": 0, "failed": 0}
     pixels = 0
     start = time.perf_counter()
-    for outcome in itertools.chain(failures, deblur_files(model, jobs, options, overwrite, progress)):
+    for outcome in itertools.chain(settled, deblur_files(model, jobs, options, overwrite, progress)):
         counts[outcome.status] += 1
         pixels += outcome.pixels
         if outcome.status != "written":

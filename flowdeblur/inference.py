@@ -149,13 +149,16 @@ class Outcome:
 
 
 def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
-    """Why ``output_dir`` cannot take the outputs (an input folder itself, under a file, not writable), or None.
-
-    Checked before any work, so that a run never deblurs images it then cannot write.
+    """Why ``output_dir`` cannot take the outputs (an input folder itself, under a file, a link that leads nowhere,
+    not writable), or None. Checked before any work, so that a run never deblurs images it then cannot write.
     """
-    resolved = output_dir.resolve()
+    for path in (output_dir, *output_dir.parents):
+        if path.is_symlink() and not path.exists():
+            return f"cannot write into {output_dir}: {path} is a symbolic link that leads nowhere (a loop or a " \
+                   "missing target)"
+    resolved = os.path.realpath(output_dir)
     for given in inputs:
-        if given.is_dir() and given.resolve() == resolved:
+        if given.is_dir() and os.path.realpath(given) == resolved:
             return f"{output_dir} is the input folder itself; choose another, so outputs do not mix with the inputs"
     existing = next(path for path in (output_dir, *output_dir.parents) if path.exists())
     if not existing.is_dir():
@@ -165,16 +168,18 @@ def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
     return None
 
 
-def _folder_images(folder: Path, output_dir: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, hidden files skipped), leaving out an output folder inside it."""
+def _folder_images(folder: Path, output_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Image files under ``folder`` (recursive, hidden files skipped), leaving out an output folder inside it, and the
+    links among them that lead nowhere (a loop or a missing target), which cannot be read."""
     resolved, excluded = folder.resolve(), output_dir.resolve()
     skip = excluded if excluded != resolved and excluded.is_relative_to(resolved) else None
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-        and not (skip and path.resolve().is_relative_to(skip))
+    named = sorted(
+        path for path in folder.rglob("*")
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
     )
+    broken = [path for path in named if path.is_symlink() and not path.exists()]
+    images = [path for path in named if path.is_file() and not (skip and path.resolve().is_relative_to(skip))]
+    return images, broken
 
 
 def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list[Outcome]]:
@@ -182,8 +187,9 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
 
     A file goes to ``output_dir/<stem>.png``; a folder contributes its images (recursively, hidden files
     skipped, ``output_dir`` left out when it lies inside) at their paths relative to it. A missing input, a
-    folder without images, two inputs that would write the same output, or an output that would replace any input
-    (its own or another's, even with ``--overwrite``) are failures naming the input.
+    folder without images or a link in one that leads nowhere, two inputs that would write the same output, or an
+    output that would replace any input (its own or another's, even with ``--overwrite``) are failures naming the
+    input; a file given twice is deblurred once (the repeat is skipped).
     """
     jobs: list[Job] = []
     failures: list[Outcome] = []
@@ -191,11 +197,13 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
     sources: list[Path] = []
     for given in inputs:
         if given.is_dir():
-            sources = _folder_images(given, output_dir)
-            if not sources:
+            found, broken = _folder_images(given, output_dir)
+            failures += [Outcome(link, "failed", f"{link}: a symbolic link that leads nowhere (a loop or a missing "
+                                 "target)") for link in broken]
+            if not found and not broken:
                 readable = ", ".join(sorted(IMAGE_SUFFIXES))
                 failures.append(Outcome(given, "failed", f"{given}: folder holds no images ({readable})"))
-            pairs = [(source, source.relative_to(given)) for source in sources]
+            pairs = [(source, source.relative_to(given)) for source in found]
         elif given.is_file():
             pairs = [(given, Path(given.name))]
         else:
@@ -204,8 +212,12 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
         sources += [source for source, _ in pairs]
         for source, relative in pairs:
             target = output_dir / relative.with_suffix(OUTPUT_SUFFIX)
+            if target in claimed and os.path.realpath(claimed[target]) == os.path.realpath(source):
+                failures.append(Outcome(source, "skipped", f"{source}: given more than once; deblurred once"))
+                continue
             if target in claimed:
-                failures.append(Outcome(source, "failed", f"{source}: {claimed[target]} already writes {target}"))
+                failures.append(Outcome(source, "failed", f"{source}: {claimed[target]} already writes {target}; "
+                                        "deblur one of them in a run of its own, into another -o folder"))
                 continue
             claimed[target] = source
             jobs.append(Job(source, target))
@@ -240,8 +252,11 @@ def _read_and_deblur(
 
 
 def deblur_file(model: WaveletUNetFlow, job: Job, options: TileOptions, overwrite: bool, progress: bool) -> Outcome:
-    """Read, deblur and write one file, keeping its size, bit depth and gray/RGB mode; errors become an Outcome."""
-    if job.target.exists() and not overwrite:
+    """Read, deblur and write one file, keeping its size, bit depth and gray/RGB mode; errors become an Outcome.
+
+    An output name taken by anything, a link that leads nowhere included, is kept unless ``overwrite``.
+    """
+    if os.path.lexists(job.target) and not overwrite:
         return Outcome(job.source, "skipped", f"{job.source}: {job.target} exists (pass --overwrite to replace it)")
     try:
         restored, info = _read_and_deblur(model, job.source, options, progress)

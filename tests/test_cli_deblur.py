@@ -205,13 +205,16 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path,
     assert (out / "a.png").read_bytes() == first
 
 
-@pytest.mark.parametrize("case", ["input folder", "under a file"])
+@pytest.mark.parametrize("case", ["input folder", "under a file", "link loop", "inside a link loop"])
 def test_an_output_folder_that_cannot_take_the_outputs_is_refused_before_any_work(tmp_path, model_dir, case):
     original = save(tmp_path / "same" / "a.png", smooth(16, 20, 20, 3)).read_bytes()
     (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
     output, expected = {
         "input folder": (tmp_path / "same", "same is the input folder itself"),
         "under a file": (tmp_path / "notes.txt" / "out", "notes.txt is a file, not a folder"),
+        "link loop": (tmp_path / "loop", "loop is a symbolic link that leads nowhere"),
+        "inside a link loop": (tmp_path / "loop" / "out", "loop is a symbolic link that leads nowhere"),
     }[case]
     result = deblur(tmp_path / "same", "-o", output, "--model", tmp_path / "no-model-needed")
     assert result.exit_code == 2 and expected in result.stderr and "'-o' / '--output'" in result.stderr
@@ -220,11 +223,33 @@ def test_an_output_folder_that_cannot_take_the_outputs_is_refused_before_any_wor
     assert (tmp_path / "notes.txt").read_text() == "a file"
 
 
-def test_two_inputs_writing_the_same_output_are_refused(tmp_path, model_dir):
+def test_two_inputs_writing_the_same_output_are_refused_with_a_way_out(tmp_path, model_dir):
     first = save(tmp_path / "a" / "x.png", smooth(6, 20, 20, 3))
     second = save(tmp_path / "b" / "x.jpg", smooth(7, 20, 20, 3))
     result = deblur(first, second, "-o", tmp_path / "out", "--model", model_dir)
-    assert result.exit_code == 1 and "already writes" in result.stderr
+    assert result.exit_code == 1 and "already writes" in result.stderr and "another -o folder" in result.stderr
+
+
+def test_a_file_given_twice_is_deblurred_once_without_suggesting_overwrite(tmp_path, model_dir):
+    image = save(tmp_path / "a.png", smooth(6, 20, 20, 3))
+    result = deblur(image, tmp_path / ".." / tmp_path.name / "a.png", "-o", tmp_path / "out", "--model", model_dir)
+    assert result.exit_code == 0, result.output
+    assert "given more than once; deblurred once" in result.stderr and "--overwrite" not in result.stderr
+    assert "deblurred 1 image(s)" in result.stdout and (tmp_path / "out" / "a.png").is_file()
+
+
+def test_a_link_loop_at_an_output_name_or_among_the_inputs_fails_only_that_file(tmp_path, model_dir):
+    save(tmp_path / "in" / "a.png", smooth(6, 20, 20, 3))
+    save(tmp_path / "in" / "b.png", smooth(7, 20, 20, 3))
+    (tmp_path / "in" / "c.png").symlink_to(tmp_path / "in" / "c.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").symlink_to(tmp_path / "out" / "a.png")
+    result = deblur(tmp_path / "in", "-o", tmp_path / "out", "--model", model_dir)
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path / 'in' / 'c.png'}: a symbolic link that leads nowhere" in result.stderr
+    assert "a.png exists (pass --overwrite to replace it)" in result.stderr
+    assert (tmp_path / "out" / "b.png").is_file() and (tmp_path / "out" / "a.png").is_symlink()
+    assert "1 image(s)" in result.stdout and "1 skipped, 1 failed" in result.stdout
 
 
 @pytest.mark.parametrize(
