@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 MAX_THREADS = 1024  # more threads than any CPU here has cores; beyond it PyTorch's thread pool fails to map memory
 MAX_TILE = 65536  # the largest side an image of the default --max-pixels can have
 MAX_MEMORY_GIB = 1024.0
-DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
+DATASET_FLAGS = {"name": "--dataset", "root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
 
 
 def _model_option(function: Callable) -> Callable:
@@ -158,6 +158,16 @@ def _load(model_dir: str | None, device: str | torch.device = "cpu") -> WaveletU
         return load_model(model_dir, device=device)
     except CheckpointError as error:
         raise click.ClickException(str(error)) from error
+
+
+def _check_writable(**paths: Path | None) -> None:
+    """A usage error, before any work, for an output file (given by its option's name) that cannot be written."""
+    from .inference import output_file_problem
+
+    for name, path in paths.items():
+        problem = None if path is None else output_file_problem(path)
+        if problem:
+            raise click.BadParameter(problem, param_hint=f"--{name}")
 
 
 def _open_dataset(name: str, **arguments: Any) -> Any:
@@ -318,6 +328,7 @@ def eval_command(
     if skip_bad and "skip_bad" not in dataset_options(dataset_name):
         raise click.UsageError(f"--skip-bad applies to --dataset {', '.join(option_takers('skip_bad'))}, "
                                f"not {dataset_name}")
+    _check_writable(json=json_path, report=report_path)
     model = _load(model_dir, options.device)
     split = split or default_eval_split(dataset_name, data_dir)
     extra = {"skip_bad": True} if skip_bad else {}
@@ -356,6 +367,7 @@ def demo(
     """
     if train and model_dir is not None:
         raise click.UsageError("--train trains its own model; leave out --model")
+    _check_writable(**{"output-dir": output_dir / "scores.json"})
     from .data import build_dataset
     from .demo import demo_training_config
 

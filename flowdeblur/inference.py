@@ -168,6 +168,12 @@ def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
     return None
 
 
+def output_file_problem(path: Path) -> str | None:
+    """Why a file cannot be written at ``path``, a file name (its folder is under a file, a link that leads nowhere, or
+    not writable), or None. Checked before any work, so that an evaluation never fails only when it writes."""
+    return output_dir_problem((), path.parent)
+
+
 def _folder_images(folder: Path, output_dir: Path) -> tuple[list[Path], list[Path]]:
     """Image files under ``folder`` (recursive, hidden files skipped), leaving out an output folder inside it, and the
     links among them that lead nowhere (a loop or a missing target), which cannot be read."""

@@ -147,6 +147,26 @@ def test_eval_on_a_missing_dataset_is_one_clear_error(tmp_path, model_dir):
     assert result.exit_code == 1 and "nowhere" in result.stderr
 
 
+def test_eval_with_a_data_dir_but_no_dataset_says_which_option_names_its_layout(tmp_path, model_dir):
+    result = CliRunner().invoke(main, ["eval", "--model", str(model_dir), "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "takes no --data-dir; to score a folder, give its layout with --dataset <paired|gopro" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--report"])
+@pytest.mark.parametrize("case", ["a folder", "under a file", "inside a link loop"])
+def test_an_eval_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, option, case):
+    (tmp_path / "notes.txt").write_text("a file")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    target, expected = {
+        "a folder": (tmp_path, "is a directory"),
+        "under a file": (tmp_path / "notes.txt" / "scores", "notes.txt is a file, not a folder"),
+        "inside a link loop": (tmp_path / "loop" / "scores", "loop is a symbolic link that leads nowhere"),
+    }[case]
+    result = CliRunner().invoke(main, ["eval", "--model", str(tmp_path / "not-loaded"), option, str(target)])
+    assert result.exit_code == 2 and expected in result.stderr and option in result.stderr
+
+
 def test_info_shows_config_parameter_counts_and_training(model_dir):
     result = CliRunner().invoke(main, ["info", "--model", str(model_dir)])
     assert result.exit_code == 0, result.output

@@ -63,8 +63,10 @@ def _check(name: str, root: str | Path | None, split: str, color: str, seed: int
     if name not in LOADERS:
         raise DatasetError(f"unknown dataset {name!r}", expected=f"one of {DATASET_NAMES}")
     if (root is None) != (name == "builtin"):
+        folders = ", ".join(other for other in DATASET_NAMES if other != "builtin")
         problem = (
-            f"the built-in dataset takes no {option('root')}"
+            f"the built-in dataset takes no {option('root')}; to score a folder, give its layout with "
+            f"{option('name', '<' + folders.replace(', ', '|') + '>')}"
             if name == "builtin"
             else f"{name} needs {option('root', '<its folder>')}"
         )
