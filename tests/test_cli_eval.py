@@ -150,7 +150,7 @@ def test_eval_on_a_missing_dataset_is_one_clear_error(tmp_path, model_dir):
 def test_eval_with_a_data_dir_but_no_dataset_says_which_option_names_its_layout(tmp_path, model_dir):
     result = CliRunner().invoke(main, ["eval", "--model", str(model_dir), "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "takes no --data-dir; to score a folder, give its layout with --dataset <paired|gopro" in result.stderr
+    assert "takes no --data-dir; for a folder of images, give its layout with --dataset <paired|gopro" in result.stderr
 
 
 @pytest.mark.parametrize("option", ["--json", "--report"])

@@ -121,6 +121,18 @@ def test_an_option_the_dataset_does_not_take_is_one_line(tmp_path, capsys, recip
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("rank, lines", [("0", 1), ("1", 0)])
+def test_under_several_processes_only_the_first_prints_the_error(tmp_path, capsys, monkeypatch, rank, lines):
+    """Every process of ``accelerate launch`` meets the same error: it is one line in all, and the status is still 2."""
+    monkeypatch.setenv("RANK", rank)
+    argv = ["--data-dir", str(tmp_path), "--output-dir", str(tmp_path / "out")]
+    assert run_recipe("", argv=argv, dataset="builtin") == 2
+    printed = capsys.readouterr().err.splitlines()
+    assert len(printed) == lines
+    assert all("takes no --data-dir; for a folder of images, give its layout with --dataset <paired|" in line
+               for line in printed)
+
+
 @pytest.fixture
 def pairs_with_a_truncated_file(tmp_path):
     root = make_paired(tmp_path / "pairs", count=10, size=(32, 40))

@@ -113,6 +113,14 @@ def test_a_shared_codec_hands_stage_1_inns_to_the_sharp_branch(tmp_path, codec):
     assert same == (codec == "shared")
 
 
+@pytest.mark.parametrize("steps, said", [((1, 0, 0, 0), "the INNs trained in stage 1"),
+                                         ((0, 0, 0, 1), "untrained (stage 1 ran no steps)")])
+def test_the_log_says_what_the_sharp_branch_starts_from(tmp_path, caplog, steps, said):
+    with caplog.at_level(logging.INFO, logger="flowdeblur"):
+        train(tiny_config(tmp_path, stage_steps=steps))
+    assert any(said in record.getMessage() for record in caplog.records)
+
+
 class _InterruptedError(Exception):
     pass
 

@@ -65,7 +65,7 @@ def _check(name: str, root: str | Path | None, split: str, color: str, seed: int
     if (root is None) != (name == "builtin"):
         folders = ", ".join(other for other in DATASET_NAMES if other != "builtin")
         problem = (
-            f"the built-in dataset takes no {option('root')}; to score a folder, give its layout with "
+            f"the built-in dataset takes no {option('root')}; for a folder of images, give its layout with "
             f"{option('name', '<' + folders.replace(', ', '|') + '>')}"
             if name == "builtin"
             else f"{name} needs {option('root', '<its folder>')}"

@@ -71,7 +71,10 @@ def _loader_options() -> dict[str, dict[str, inspect.Parameter]]:
 
 LOADER_OPTIONS = _loader_options()
 # Dataset errors inside run_recipe name these flags rather than Python parameters.
-DATASET_FLAGS = {"root": "--data-dir", "crop_size": "--crop-size", **{name: _flag(name) for name in LOADER_OPTIONS}}
+DATASET_FLAGS = {
+    "name": "--dataset", "root": "--data-dir", "crop_size": "--crop-size",
+    **{name: _flag(name) for name in LOADER_OPTIONS},
+}
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -303,7 +306,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: Any) -> int:
     """Parse the command line over a recipe's defaults and train; a user error is one line and exit status 2, Ctrl-C
-    a note on what was kept and the command that continues the run (exit status 130)."""
+    a note on what was kept and the command that continues the run (exit status 130). Under a launcher of several
+    processes each line is printed by the first process only (every process meets the same error)."""
+    first_process = os.environ.get("RANK", "0") == "0"
     args = build_parser(description, **defaults).parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
     logging.getLogger("flowdeblur").setLevel(logging.INFO)
@@ -313,10 +318,11 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
             with logging_redirect_tqdm():
                 train(config)
     except (DatasetError, TrainConfigError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        if first_process:
+            print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":  # one note, not one per process
+        if first_process:
             note = interruption_note(Path(args.output_dir), sys.argv[1:] if argv is None else argv)
             print(f"\n{note}", file=sys.stderr)
         return 130

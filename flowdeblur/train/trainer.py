@@ -218,7 +218,9 @@ class _Training:
         """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs."""
         if index == 0 and self.config.codec == "shared":
             self.model.start_sharp_from_blur()
-            logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
+            trained = "the INNs trained in stage 1" if self.config.stage_steps[0] else \
+                "the blur branch's INNs, untrained (stage 1 ran no steps)"
+            logger.info(f"shared codec: the sharp branch starts from {trained}")
         self.progress.stage, self.progress.stage_step = index + 1, 0
 
     def _step(self, index: int, parameters: list[nn.Parameter]) -> tuple[list[dict[str, Tensor]], bool, float]:
