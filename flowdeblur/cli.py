@@ -263,6 +263,8 @@ def deblur(
     if problem:
         raise click.BadParameter(problem, param_hint="'-o' / '--output'")
     model = _load(model_dir, options.device)
+    if model_dir in SHIPPED_MODELS and model_dir != DEFAULT_MODEL and not Path(model_dir).is_dir():
+        click.echo(f"model {model_dir}: {SHIPPED_MODELS[model_dir]}", err=True)
     jobs, settled = plan_jobs(inputs, output_dir)
     counts = {"written": 0, "skipped": 0, "failed": 0}
     pixels = 0

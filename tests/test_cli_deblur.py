@@ -296,6 +296,14 @@ def test_model_takes_a_shipped_name_or_a_directory(tmp_path, model_dir, name, mo
     assert missing.exit_code == 1 and "not a shipped model (general, gauss3)" in missing.stderr
 
 
+def test_choosing_gauss3_by_name_says_what_it_is_for(tmp_path):
+    source = save(tmp_path / "a.png", smooth(9, 24, 24, 3))
+    chosen = deblur(source, "-o", tmp_path / "out", "--model", "gauss3")
+    assert chosen.exit_code == 0 and "model gauss3: the paper's protocol only" in chosen.stderr
+    assert "damages sharp photos and other blurs" in chosen.stderr
+    assert "model general" not in deblur(source, "-o", tmp_path / "again", "--model", "general").stderr
+
+
 def test_a_model_folder_that_is_not_a_model_is_reported(tmp_path):
     source = save(tmp_path / "a.png", smooth(10, 20, 20, 3))
     result = deblur(source, "-o", tmp_path / "out", "--model", tmp_path)

@@ -167,6 +167,18 @@ def test_an_eval_output_that_cannot_be_written_is_refused_before_any_work(tmp_pa
     assert result.exit_code == 2 and expected in result.stderr and option in result.stderr
 
 
+def test_info_explains_a_validation_psnr_below_the_input_s():
+    """The shipped general model validated on the mixture, whose sharp draws score 100 dB as input."""
+    from flowdeblur.model_info import validation_note
+
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0 and "below the input's" in result.stdout
+    assert "sharp, which score 100 dB" in result.stdout
+    metadata = {"validation": {"psnr": 33.0, "blurry_psnr": 32.0},
+                "validation_dataset": {"blur": {"probabilities": {"none": 0.15}}}}
+    assert validation_note(metadata) is None  # the model ahead: nothing to explain
+
+
 def test_info_shows_config_parameter_counts_and_training(model_dir):
     result = CliRunner().invoke(main, ["info", "--model", str(model_dir)])
     assert result.exit_code == 0, result.output

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 # name -> what it is for, in one line (docs/models/<name>.md has its card)
 SHIPPED_MODELS = {
     "general": "blind deblurring of a mixture of blurs (none, Gaussian, defocus, camera shake, noise); the default",
-    "gauss3": "the paper's protocol only: 3x3 Gaussian blur with sigma 1 (LSUN/CelebA, §4.1)",
+    "gauss3": "the paper's protocol only: 3x3 Gaussian blur with sigma 1 (LSUN/CelebA, §4.1); it damages sharp "
+              "photos and other blurs",
 }
 DEFAULT_MODEL = "general"
 
