@@ -16,6 +16,7 @@ from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.config import PRESETS
 from flowdeblur.data import DATASET_NAMES, BlurMixture, BlurSpec
 from flowdeblur.data.factory import dataset_options
+from flowdeblur.pretrained import shipped_model_dir
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.checkpoints import list_checkpoints, resolve_resume
@@ -131,6 +132,29 @@ def test_under_several_processes_only_the_first_prints_the_error(tmp_path, capsy
     assert len(printed) == lines
     assert all("takes no --data-dir; for a folder of images, give its layout with --dataset <paired|" in line
                for line in printed)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--hidden-channels", "8"],
+     "error: --init-from gauss3 trains that model's architecture; leave out --hidden-channels"),
+    ([], None),
+])
+def test_init_from_takes_the_named_model_s_architecture(tmp_path, capsys, extra, message):
+    argv = ["--init-from", "gauss3", "--output-dir", str(tmp_path / "out"), *extra]
+    if message:
+        assert run_recipe("", argv=argv, dataset="builtin") == 2
+        assert capsys.readouterr().err.splitlines() == [message]
+    else:
+        config = config_from_args(build_parser("", dataset="builtin").parse_args(argv))
+        assert config.model == WaveletUNetFlow.from_pretrained(shipped_model_dir("gauss3")).config
+        assert config.init_from == "gauss3"
+
+
+def test_init_from_nowhere_is_one_line(tmp_path, capsys):
+    argv = ["--init-from", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "out")]
+    assert run_recipe("", argv=argv, dataset="builtin") == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "nowhere" in line and line.startswith("error: ")
 
 
 @pytest.fixture

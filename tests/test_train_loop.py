@@ -121,6 +121,27 @@ def test_the_log_says_what_the_sharp_branch_starts_from(tmp_path, caplog, steps,
     assert any(said in record.getMessage() for record in caplog.records)
 
 
+def test_init_from_fine_tunes_a_model_from_its_own_weights_sharp_codec_included(tmp_path):
+    """With a learning rate of almost zero, one fine-tuning step ends where the model started; a sharp codec copied
+    from the blur codec (what a fresh shared-codec run does) would not."""
+    start = train(tiny_config(tmp_path, "start", stage_steps=(0, 0, 0, 3), learning_rates=(1e-3,) * 4))
+    before = final_weights(start)
+    assert not torch.equal(before["flows.sharp.0.module_list.1.log_s"], before["flows.blur.0.module_list.1.log_s"])
+    tuned = train(tiny_config(tmp_path, "tuned", stage_steps=(0, 0, 0, 1), learning_rates=(1e-12,) * 4,
+                              init_from=str(start)))
+    after = final_weights(tuned)
+    for name, tensor in before.items():
+        torch.testing.assert_close(after[name], tensor, atol=1e-8, rtol=0, msg=name)
+    assert WaveletUNetFlow.from_pretrained(tuned).metadata["train_config"]["init_from"] == str(start)
+
+
+def test_init_from_a_model_of_another_architecture_is_refused_naming_the_fields(tmp_path):
+    start = train(tiny_config(tmp_path, "start", stage_steps=(0, 0, 0, 1)))
+    with pytest.raises(TrainConfigError, match="differs in hidden_channels"):
+        train(tiny_config(tmp_path, "tuned", stage_steps=(0, 0, 0, 1), init_from=str(start),
+                          model=replace(TINY, hidden_channels=4)))
+
+
 class _InterruptedError(Exception):
     pass
 

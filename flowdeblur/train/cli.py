@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, read_config
 from ..config import COLOR_MODES, PRESET_NOTES, PRESETS, TRANSFER_CONTEXTS, TRANSFER_NETS, UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
@@ -216,6 +216,9 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     run.add_argument("--validation-steps", type=int, default=_TRAIN["validation_steps"],
                      help="validate every N steps (0: only at the end of each stage)")
     run.add_argument("--report-to", choices=TRACKERS, default=_TRAIN["report_to"], help="experiment tracker")
+    run.add_argument("--init-from", metavar="NAME|DIR", default=None,
+                     help="fine-tune a model: start from the weights and architecture of a model directory or a "
+                     "shipped model (general, gauss3); --preset and the model flags are then not used")
 
     known = vars(parser.parse_args([]))
     unknown = sorted(set(defaults) - set(known))
@@ -258,6 +261,16 @@ def _loader_values(args: argparse.Namespace) -> dict[str, object]:
     return chosen
 
 
+def _fine_tuned_architecture(init_from: str, chosen: dict[str, Any]) -> UMLINConfig:
+    """The architecture of the model ``--init-from`` names; model flags beside it are a TrainConfigError."""
+    from ..pretrained import resolve_model
+
+    if chosen:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in chosen)
+        raise TrainConfigError(f"--init-from {init_from} trains that model's architecture; leave out {flags}")
+    return UMLINConfig.from_dict(read_config(resolve_model(init_from))["config"])
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig that parsed flags describe (checked, so bad values raise TrainConfigError)."""
     values = vars(args)
@@ -272,6 +285,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         model = dataclasses.replace(PRESETS[args.preset], **chosen)
     except (ValueError, DatasetError) as error:
         raise TrainConfigError(str(error)) from error
+    if args.init_from is not None:
+        model = _fine_tuned_architecture(args.init_from, chosen)
     return TrainConfig(
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -301,6 +316,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         validation_steps=args.validation_steps,
         validation_images=args.validation_images,
         report_to=args.report_to,
+        init_from=args.init_from,
     )
 
 

@@ -43,7 +43,8 @@ class TrainConfig:
     ``codec`` "shared" trains one INN per level on blurry and sharp images alike in stage 1 and starts the sharp
     branch as its copy in stage 2 (see docs/training.md); "separate" trains the two branches apart from the start.
     ``mixed_precision`` None takes Accelerate's setting (``accelerate config`` or ``accelerate launch
-    --mixed_precision``), "no" without one.
+    --mixed_precision``), "no" without one. ``init_from`` (a model directory or a shipped model's name) starts the
+    run from that model's weights, to fine-tune it; ``model`` must then be its architecture.
 
     Example:
         >>> config = TrainConfig(stage_steps=(2, 2, 2, 0), batch_size=2, crop_size=32,
@@ -80,6 +81,7 @@ class TrainConfig:
     validation_steps: int = 1_000
     validation_images: int = 64
     report_to: str = "none"
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))

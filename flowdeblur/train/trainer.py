@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..checkpoint import CheckpointError
 from ..model import WaveletUNetFlow
 from .checkpoints import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
@@ -101,6 +102,25 @@ def _check_schedule(checkpoint: Path, saved: Sequence[int] | None, requested: Se
         )
 
 
+def _starting_model(config: TrainConfig) -> WaveletUNetFlow:
+    """A new model of ``config.model``, or the model ``config.init_from`` names (to fine-tune), which must have that
+    architecture."""
+    if config.init_from is None:
+        return WaveletUNetFlow(config.model)
+    from ..pretrained import load_model
+
+    try:
+        model = load_model(config.init_from)
+    except CheckpointError as error:
+        raise TrainConfigError(f"--init-from {config.init_from}: {error}") from error
+    if model.config != config.model:
+        differing = sorted(name for name, value in model.config.to_dict().items()
+                           if config.model.to_dict()[name] != value)
+        raise TrainConfigError(f"--init-from {config.init_from} is a model of another architecture than the run's "
+                               f"(it differs in {', '.join(differing)}); leave out --preset and the model flags")
+    return model.train()
+
+
 class _Training:
     """One run: the prepared objects, the progress they are checkpointed with, and the loop over stages."""
 
@@ -111,8 +131,8 @@ class _Training:
         loader = training_loader(datasets[0], config)
         self.sampler = loader.sampler
         set_seed(config.seed)
-        model = WaveletUNetFlow(config.model)
-        model.initialize(*first_batch(datasets[0], config))
+        model = _starting_model(config)
+        model.initialize(*first_batch(datasets[0], config))  # a no-op for a loaded model: its ActNorms are set
         per_stage = zip(STAGES, config.learning_rates, config.stage_steps, strict=True)
         optimizers, schedulers = [], []
         for stage, learning_rate, steps in per_stage:
@@ -215,12 +235,18 @@ class _Training:
         return summary
 
     def _finish_stage(self, index: int) -> None:
-        """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs."""
+        """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs (a
+        fine-tuned model whose stage 1 ran no steps keeps its own)."""
         if index == 0 and self.config.codec == "shared":
-            self.model.start_sharp_from_blur()
-            trained = "the INNs trained in stage 1" if self.config.stage_steps[0] else \
-                "the blur branch's INNs, untrained (stage 1 ran no steps)"
-            logger.info(f"shared codec: the sharp branch starts from {trained}")
+            if self.config.stage_steps[0]:
+                self.model.start_sharp_from_blur()
+                logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
+            elif self.config.init_from is not None:
+                logger.info(f"the sharp branch keeps the INNs of {self.config.init_from} (stage 1 ran no steps)")
+            else:
+                self.model.start_sharp_from_blur()
+                logger.info("shared codec: the sharp branch starts from the blur branch's INNs, untrained (stage 1 "
+                            "ran no steps)")
         self.progress.stage, self.progress.stage_step = index + 1, 0
 
     def _step(self, index: int, parameters: list[nn.Parameter]) -> tuple[list[dict[str, Tensor]], bool, float]:
