@@ -157,6 +157,28 @@ def test_resuming_under_other_stage_steps_is_refused_naming_the_saved_ones(tmp_p
         train(longer)
 
 
+def test_resuming_with_another_optimiser_is_refused_naming_the_saved_one(tmp_path):
+    train(tiny_config(tmp_path, stage_steps=(0, 0, 0, 2), checkpointing_steps=1, optimizer="adam"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    other = tiny_config(tmp_path, stage_steps=(0, 0, 0, 2), resume_from_checkpoint="latest")
+    with pytest.raises(TrainConfigError, match="--optimizer adam, not adamax: resume with --optimizer adam"):
+        train(other)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamax"])
+def test_each_optimiser_moves_every_parameter_the_joint_stage_trains(tmp_path, optimizer):
+    """One Adam or Adamax step changes every trained weight that had a gradient; the run records which it used."""
+    start = final_weights(train(tiny_config(tmp_path, "start", stage_steps=(0, 0, 0, 1), learning_rates=(1e-12,) * 4)))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    path = train(tiny_config(tmp_path, "run", stage_steps=(0, 0, 0, 1), optimizer=optimizer, warmup_steps=0))
+    after = final_weights(path)
+    moved = [name for name in start if start[name].is_floating_point() and not torch.equal(start[name], after[name])]
+    assert any(name.startswith("transfer.") for name in moved) and any(name.startswith("flows.") for name in moved)
+    assert WaveletUNetFlow.from_pretrained(path).metadata["train_config"]["optimizer"] == optimizer
+
+
 @pytest.mark.parametrize(("interrupt_at", "accumulation"), [(3, 1), (2, 2)])  # mid stage 2; at the 1 -> 2 boundary
 def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(
     tmp_path, monkeypatch, interrupt_at, accumulation

@@ -33,13 +33,14 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 @dataclass
 class TrainingProgress:
     """Where the loop is: the stage (0-2, 3 when done), steps done in it, skipped steps per stage, wall time, and
-    the steps per stage of the schedule it belongs to (which a resumed run must ask for again)."""
+    the steps per stage of the schedule and the optimiser it belongs to (which a resumed run must ask for again)."""
 
     stage: int = 0
     stage_step: int = 0
     skipped: list[int] = field(default_factory=lambda: [0] * STAGE_COUNT)
     elapsed_s: float = 0.0
     stage_steps: list[int] | None = None
+    optimizer: str | None = None
 
     def global_step(self, stage_steps: tuple[int, ...]) -> int:
         """Optimiser steps done over all stages."""

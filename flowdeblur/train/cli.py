@@ -23,6 +23,7 @@ from ..data.factory import LOADERS, OPTION_CHOICES, OPTION_HELP, SYNTHETIC, data
 from ..losses import PIXEL_LOSSES
 from .checkpoints import interruption_note
 from .config import CODECS, MIXED_PRECISION, SCHEDULES, STAGE_COUNT, TRACKERS, TrainConfig, TrainConfigError
+from .schedule import OPTIMIZERS
 from .stages import STAGES
 from .trainer import train
 
@@ -162,7 +163,10 @@ def _add_stage_flags(parser: argparse.ArgumentParser) -> None:
                             help=f"optimiser steps of stage {number}: {stage.description}; 0 skips it (unset: "
                             f"{FROM_SCHEDULE})")
         stages.add_argument(f"--stage{number}-lr", type=float, default=_TRAIN["learning_rates"][number - 1],
-                            help=f"peak Adamax learning rate of stage {number}")
+                            help=f"peak learning rate of stage {number}")
+    stages.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default=_TRAIN["optimizer"],
+                        help="adamax (the paper's) or adam, one per stage; at one learning rate adam takes larger "
+                        "steps (docs/training.md#optimisation)")
     stages.add_argument("--warmup-steps", type=int, default=_TRAIN["warmup_steps"],
                         help="linear warm-up steps at the start of each stage, then cosine decay")
     stages.add_argument("--l1-weight", type=float, default=_TRAIN["l1_weight"], help="λ of the L1 term of Eq. 13")
@@ -299,6 +303,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         num_workers=args.num_workers,
         stage_steps=stage_steps,
         learning_rates=tuple(values[f"stage{n}_lr"] for n in range(1, STAGE_COUNT + 1)),
+        optimizer=args.optimizer,
         warmup_steps=args.warmup_steps,
         l1_weight=args.l1_weight,
         pixel_loss=args.pixel_loss,

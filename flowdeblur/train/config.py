@@ -10,6 +10,7 @@ from typing import Any
 from ..config import UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec
 from ..losses import PIXEL_LOSSES
+from .schedule import OPTIMIZERS
 from .stages import STAGES, ImageLoss, Objectives
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
@@ -33,6 +34,7 @@ class TrainConfig:
 
     Stage ``i`` (1: L_MLR, Eq. 13; 2: L_MSE, Eq. 11; 3: L_SSIM, Eq. 12; 4: joint, the image loss end to end) runs
     ``stage_steps[i-1]`` optimiser steps at peak learning rate ``learning_rates[i-1]``; 0 steps skips a stage.
+    ``optimizer`` is Adamax (the paper's) or Adam, one per stage.
     The default is the joint schedule, which measures best (docs/training.md); ``SCHEDULES["paper"]`` is the
     paper's (stages 1-3). Stage 3 minimises
     ``stage3_pixel_weight × pixel + L_SSIM`` (the paper: weight 0); stage 4 minimises
@@ -64,6 +66,7 @@ class TrainConfig:
     num_workers: int = 2
     stage_steps: tuple[int, int, int, int] = SCHEDULES["joint"]
     learning_rates: tuple[float, float, float, float] = (1e-3, 1e-3, 1e-4, 1e-3)
+    optimizer: str = "adamax"
     warmup_steps: int = 1_000
     l1_weight: float = 0.01
     pixel_loss: str = "l1"
@@ -103,6 +106,8 @@ class TrainConfig:
             problems.append(f"learning rates must be {STAGE_COUNT} positive values, got {self.learning_rates}")
         if not 0.0 <= self.l1_weight < 1.0:
             problems.append(f"--l1-weight (λ of Eq. 13) must lie in [0, 1), got {self.l1_weight}")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"--optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.pixel_loss not in PIXEL_LOSSES:
             problems.append(f"--pixel-loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
         weights = ("stage3_pixel_weight", "stage4_ssim_weight", "stage4_nll_weight")

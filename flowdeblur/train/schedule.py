@@ -1,4 +1,4 @@
-"""Per-stage optimisation: Adamax with a linear warm-up (as in Wavelet Flow, Yu et al. 2020), then cosine decay."""
+"""Per-stage optimisation: Adamax (as in Wavelet Flow, Yu et al. 2020) or Adam, a linear warm-up, then cosine decay."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterable
 
 from torch import nn
-from torch.optim import Adamax, Optimizer
+from torch.optim import Adam, Adamax, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
@@ -30,9 +30,17 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-def stage_optimizer(parameters: Iterable[nn.Parameter], learning_rate: float) -> Optimizer:
-    """Adamax over one stage's parameter group (which may be empty: the bare pyramid's codec stage trains nothing)."""
-    return Adamax([{"params": list(parameters)}], lr=learning_rate)
+OPTIMIZERS: dict[str, type[Optimizer]] = {"adamax": Adamax, "adam": Adam}
+
+
+def stage_optimizer(parameters: Iterable[nn.Parameter], learning_rate: float, kind: str = "adamax") -> Optimizer:
+    """The optimiser ``kind`` names ("adamax", the paper's; or "adam") over one stage's parameter group (which may be
+    empty: the bare pyramid's codec stage trains nothing).
+
+    Adamax divides by the largest recent gradient, Adam by its root mean square, so at one learning rate Adam takes
+    the larger steps; at equal seconds it trains UML-IN's pyramid design better (docs/training.md#optimisation).
+    """
+    return OPTIMIZERS[kind]([{"params": list(parameters)}], lr=learning_rate)
 
 
 def stage_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +90,19 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _check_schedule(checkpoint: Path, saved: Sequence[int] | None, requested: Sequence[int]) -> None:
-    """Refuse to resume a checkpoint under other steps per stage: its learning-rate schedules and position belong to
-    the schedule it was saved with (checkpoints from before this check recorded none, and pass)."""
-    if saved is not None and list(saved) != list(requested):
-        flags = ", ".join(f"--stage{index + 1}-steps {steps}" for index, steps in enumerate(saved))
+def _check_schedule(checkpoint: Path, saved: TrainingProgress, config: TrainConfig) -> None:
+    """Refuse to resume a checkpoint under other steps per stage or another optimiser: its learning-rate schedules,
+    optimiser states and position belong to the run it was saved in (checkpoints from before a check recorded none,
+    and pass it)."""
+    if saved.optimizer is not None and saved.optimizer != config.optimizer:
+        raise TrainConfigError(f"{checkpoint} belongs to a run with --optimizer {saved.optimizer}, not "
+                               f"{config.optimizer}: resume with --optimizer {saved.optimizer}, or train into another "
+                               "--output-dir")
+    saved_steps, requested = saved.stage_steps, config.stage_steps
+    if saved_steps is not None and list(saved_steps) != list(requested):
+        flags = ", ".join(f"--stage{index + 1}-steps {steps}" for index, steps in enumerate(saved_steps))
         raise TrainConfigError(
-            f"{checkpoint} belongs to a run of stage steps {tuple(saved)}, not {tuple(requested)}: resume with "
+            f"{checkpoint} belongs to a run of stage steps {tuple(saved_steps)}, not {tuple(requested)}: resume with "
             f"{flags}, or train the new schedule into another --output-dir"
         )
 
@@ -136,7 +141,7 @@ class _Training:
         per_stage = zip(STAGES, config.learning_rates, config.stage_steps, strict=True)
         optimizers, schedulers = [], []
         for stage, learning_rate, steps in per_stage:
-            optimizers.append(stage_optimizer(stage.parameters(model), learning_rate))
+            optimizers.append(stage_optimizer(stage.parameters(model), learning_rate, config.optimizer))
             schedulers.append(stage_scheduler(optimizers[-1], config.warmup_steps, steps))
         objective = StageObjective(model, config.objectives())
         prepared = accelerator.prepare(
@@ -146,11 +151,11 @@ class _Training:
         self.optimizers = prepared[1 : 1 + STAGE_COUNT]
         self.schedulers = prepared[1 + STAGE_COUNT : 1 + 2 * STAGE_COUNT]
         self.model: WaveletUNetFlow = accelerator.unwrap_model(self.objective).model
-        self.progress = TrainingProgress(stage_steps=list(config.stage_steps))
+        self.progress = TrainingProgress(stage_steps=list(config.stage_steps), optimizer=config.optimizer)
         accelerator.register_for_checkpointing(self.progress)
         if resume_from:
             checkpoint = load_checkpoint(accelerator, resume_from)
-            _check_schedule(checkpoint, self.progress.stage_steps, config.stage_steps)
+            _check_schedule(checkpoint, self.progress, config)
             logger.info(f"resumed from {checkpoint} at {self._position()}")
         accelerator.init_trackers("flowdeblur", config=_flat(config.to_dict()))
         self.images_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
