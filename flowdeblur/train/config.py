@@ -11,7 +11,7 @@ from ..config import UMLINConfig
 from ..data import BlurMixture, BlurSpec
 from ..data.choices import DatasetName
 from ..fields import field_problems
-from ..losses import PixelLoss
+from .losses import PixelLoss
 from .stages import STAGES, ImageLoss, Objectives
 
 MixedPrecision = Literal["no", "fp16", "bf16"]

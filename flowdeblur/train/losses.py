@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from .flows.wavelet_flow import gaussian_bits_per_dim
+from ..flows.wavelet_flow import gaussian_bits_per_dim
 
 
 def _wide(t: Tensor) -> Tensor:
