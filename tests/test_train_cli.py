@@ -341,6 +341,7 @@ def test_every_train_config_field_has_exactly_one_flag_or_is_set_by_a_family_of_
         else:
             assert [action.option_strings[0] for action in actions] == ["--" + name.replace("_", "-")], name
     assert set(cli.COMPOSITE_FIELDS) == {"model", "blur", "data_options", "stage_steps", "learning_rates"}
+    assert set(cli.FIELD_GROUPS) | set(cli.FIELD_METAVARS) <= set(cli.FIELD_FLAGS)
     defaults = build_parser("").parse_args([])
     for spec in dataclasses.fields(TrainConfig):
         if spec.name not in cli.COMPOSITE_FIELDS:
