@@ -158,7 +158,7 @@ def train_case(model: WaveletUNetFlow, case: dict[str, Any], profile: dict[str, 
     blurry, sharp = (t.to(device) for t in training_batch(profile["crop"], profile["batch"]))
     model.initialize(blurry, sharp)
     objective = StageObjective(model, Objectives())
-    objective.stage = stage
+    objective.stage = STAGES[stage]
     parameters = STAGES[stage].parameters(model)
     optimizer = stage_optimizer(parameters, 1e-4)
     timer = PartTimer(device)

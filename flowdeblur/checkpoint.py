@@ -6,11 +6,10 @@ Weights are safetensors only: a directory a user hands us is never unpickled.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import atomic_write
 from .config import UMLINConfig
 
 if TYPE_CHECKING:
@@ -23,22 +22,6 @@ FORMAT_NAME = "flowdeblur.WaveletUNetFlow"
 
 class CheckpointError(ValueError):
     """A model directory is missing, incomplete, corrupt, or does not match the model it is loaded into."""
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the file should be as readable as any other
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model_dir(directory: str | Path, header: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> Path:

@@ -257,7 +257,7 @@ def deblur(
 
     from tqdm.auto import tqdm
 
-    from .inference import deblur_files, output_dir_problem, plan_jobs
+    from .inference import STATUSES, deblur_files, output_dir_problem, plan_jobs
 
     problem = output_dir_problem(inputs, output_dir)
     if problem:
@@ -266,7 +266,7 @@ def deblur(
     if model_dir in SHIPPED_MODELS and model_dir != DEFAULT_MODEL and not Path(model_dir).is_dir():
         click.echo(f"model {model_dir}: {SHIPPED_MODELS[model_dir]}", err=True)
     jobs, settled = plan_jobs(inputs, output_dir)
-    counts = {"written": 0, "skipped": 0, "failed": 0}
+    counts = dict.fromkeys(STATUSES, 0)
     pixels = 0
     start = time.perf_counter()
     for outcome in itertools.chain(settled, deblur_files(model, jobs, options, overwrite, progress)):

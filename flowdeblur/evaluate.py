@@ -21,7 +21,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import __version__
-from .checkpoint import CheckpointError, atomic_write
+from .atomic import atomic_write
+from .checkpoint import CheckpointError
 from .color import image_to_channels
 from .data import DatasetError, write_image
 from .inference import TileOptions, deblur_image

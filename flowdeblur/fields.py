@@ -65,17 +65,28 @@ def normalise(value: Any, annotation: Any) -> tuple[bool, Any]:
     return True, value
 
 
+def field_problems(instance: Any) -> dict[str, str]:
+    """Check every field of a frozen dataclass against its annotation, storing the normalised value of each that
+    fits; returns what each other field must be and what it is (``{"levels": "must be an integer, got 'x'"}``)."""
+    hints = typing.get_type_hints(type(instance))
+    problems = {}
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        fits, stored = normalise(value, hints[field.name])
+        if fits:
+            object.__setattr__(instance, field.name, stored)
+        else:
+            problems[field.name] = f"must be {describe(hints[field.name])}, got {value!r}"
+    return problems
+
+
 def check_fields(instance: Any) -> None:
     """Check every field of a frozen dataclass against its annotation, storing the normalised value.
 
     Call it from ``__post_init__``; a value that does not fit is a ValueError naming the field, what it must be
     and what it is.
     """
-    cls = type(instance)
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(instance):
-        value = getattr(instance, field.name)
-        fits, stored = normalise(value, hints[field.name])
-        if not fits:
-            raise ValueError(f"{cls.__name__}.{field.name} must be {describe(hints[field.name])}, got {value!r}")
-        object.__setattr__(instance, field.name, stored)
+    problems = field_problems(instance)
+    if problems:
+        name, problem = next(iter(problems.items()))
+        raise ValueError(f"{type(instance).__name__}.{name} {problem}")

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -26,6 +27,8 @@ from .model import WaveletUNetFlow
 from .tiling import TileBudgetError, cheapest_tile, process_tiled, tile_grid
 
 OUTPUT_SUFFIX = ".png"
+Status = Literal["written", "skipped", "failed"]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 def forward_bytes_per_pixel(config: UMLINConfig) -> float:
@@ -143,7 +146,7 @@ class Outcome:
     """What happened to one input: "written", "skipped" (output exists) or "failed", with a message naming it."""
 
     source: Path
-    status: str
+    status: Status
     message: str = ""
     pixels: int = 0
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .checkpoint import atomic_write
+from .atomic import atomic_write
 from .evaluate import CROP_KINDS, KINDS, LATENT_KINDS, NEAR_ZERO, Evaluation, Visual
 from .model_info import brief
 

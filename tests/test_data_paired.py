@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from flowdeblur.data import DatasetError, build_dataset
+from flowdeblur.data.io import pixel_limit
 from tests.data_fixtures import corrupt, make_paired, pattern, save, truncate
 
 
@@ -145,3 +146,10 @@ def test_random_crops_follow_seed_and_epoch(tmp_path):
         crops.add(first[0]["blurry"].numpy().tobytes())
     assert len(crops) > 1
     assert np.array_equal(first[0]["blurry"].shape, (1, 8, 8))
+
+
+def test_the_pixel_limit_holds_in_the_threads_that_check_the_files(tmp_path):
+    root = make_paired(tmp_path, count=4, size=(20, 24))
+    with pixel_limit(100), pytest.raises(DatasetError, match="more than the limit of 100"):
+        build_dataset("paired", root, split="train", color="rgb", crop_size=None)
+    assert len(build_dataset("paired", root, split="train", color="rgb", crop_size=None)) > 0

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flowdeblur.flows import Encoding, WaveletFlow, build_level_flow
-from flowdeblur.losses import gaussian_nll_bits_per_dim
+from flowdeblur.train.losses import gaussian_nll_bits_per_dim
 from tests.flow_checks import ROUND_TRIP_TOLERANCE, brute_force_log_det, perturb_parameters
 
 

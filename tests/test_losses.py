@@ -1,11 +1,11 @@
-"""flowdeblur.losses: each objective computes what its equation says."""
+"""flowdeblur.train.losses: each objective computes what its equation says."""
 
 import math
 
 import pytest
 import torch
 
-from flowdeblur.losses import gaussian_nll_bits_per_dim, latent_l1, latent_mse, mlr_loss, pixel_loss, ssim_loss
+from flowdeblur.train.losses import gaussian_nll_bits_per_dim, latent_l1, latent_mse, mlr_loss, pixel_loss, ssim_loss
 
 
 def test_nll_matches_torch_distributions_in_bits_per_dim():

@@ -93,7 +93,7 @@ def test_each_stage_trains_exactly_its_parts_of_the_pyramid_design(index):
     model = initialised(**PYRAMID)
     perturb_parameters(model, scale=0.05)
     objective = StageObjective(model, Objectives(l1_weight=0.01, shared_codec=False))
-    objective.stage = index
+    objective.stage = STAGES[index]
     objective(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16))["loss"].backward()
     with_grad = {id(p) for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert with_grad == {id(p) for p in STAGES[index].parameters(model)}

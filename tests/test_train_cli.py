@@ -1,5 +1,6 @@
 """The recipes' command line: flags and defaults, settings checks, and clear errors before any model is built."""
 
+import argparse
 import ast
 import dataclasses
 import runpy
@@ -15,13 +16,15 @@ from accelerate.utils.imports import is_tensorboard_available
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.config import PRESETS
 from flowdeblur.data import DATASET_NAMES, BlurMixture, BlurSpec
-from flowdeblur.data.factory import dataset_options
+from flowdeblur.data.factory import OPTION_CHOICES, dataset_options
 from flowdeblur.pretrained import shipped_model_dir
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.checkpoints import list_checkpoints, resolve_resume
 from flowdeblur.train.cli import NOT_FLAGS, build_parser, config_from_args, run_recipe
+from flowdeblur.train.config import SCHEDULES, steps_by_stage
 from flowdeblur.train.loaders import load_datasets
+from flowdeblur.train.stages import STAGES
 from tests.data_fixtures import make_celeba, make_gopro, make_paired, truncate
 from tests.test_train_launch import TINY_FLAGS
 
@@ -322,3 +325,77 @@ def test_ctrl_c_keeps_every_checkpoint_whole_and_prints_the_command_that_resumes
     assert resume.endswith(f"--output-dir {output} --resume-from-checkpoint latest")
     assert resume.count("--resume-from-checkpoint") == 1 and "train_builtin.py --levels 2" in resume
     assert sorted(path.name for path in (output / "checkpoints").iterdir()) == sorted(path.name for path in saved)
+
+
+def field_flag_actions() -> dict[str, list[argparse.Action]]:
+    """The parser's flags that set each TrainConfig field of the same name."""
+    actions = build_parser("")._actions
+    return {spec.name: [action for action in actions if action.dest == spec.name]
+            for spec in dataclasses.fields(TrainConfig)}
+
+
+def test_every_train_config_field_has_exactly_one_flag_or_is_set_by_a_family_of_flags():
+    for name, actions in field_flag_actions().items():
+        if name in cli.COMPOSITE_FIELDS:
+            assert actions == [], name
+        else:
+            assert [action.option_strings[0] for action in actions] == ["--" + name.replace("_", "-")], name
+    assert set(cli.COMPOSITE_FIELDS) == {"model", "blur", "data_options", "stage_steps", "learning_rates"}
+    assert set(cli.FIELD_GROUPS) | set(cli.FIELD_METAVARS) <= set(cli.FIELD_FLAGS)
+    defaults = build_parser("").parse_args([])
+    for spec in dataclasses.fields(TrainConfig):
+        if spec.name not in cli.COMPOSITE_FIELDS:
+            assert getattr(defaults, spec.name) == spec.default, spec.name
+
+
+def hand_written_flags() -> list[str]:
+    """Flags of flowdeblur/train/ spelled out in an ``add_argument`` call rather than generated."""
+    written = []
+    for path in (Path(cli.__file__).parent).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument" and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and str(first.value).startswith("-"):
+                    written.append(first.value)
+    return written
+
+
+def test_no_train_config_flag_is_written_by_hand():
+    written = hand_written_flags()
+    fields = {"--" + spec.name.replace("_", "-") for spec in dataclasses.fields(TrainConfig)}
+    assert not fields & set(written)
+    assert sorted(written) == ["--blur-kind", "--preset", "--schedule"]
+
+
+def test_field_flags_take_the_field_s_choices_and_type():
+    actions = {name: found[0] for name, found in field_flag_actions().items() if found}
+    assert actions["pixel_loss"].choices == ("l1", "charbonnier")
+    assert actions["mixed_precision"].choices == ("no", "fp16", "bf16") and actions["mixed_precision"].default is None
+    assert actions["dataset"].choices == DATASET_NAMES and actions["init_from"].metavar == "NAME|DIR"
+    assert actions["batch_size"].type is int and actions["l1_weight"].type is float
+
+
+def test_each_stage_is_declared_once_with_its_flags_and_the_schedules_name_stages():
+    assert [stage.number for stage in STAGES] == list(range(1, len(STAGES) + 1))
+    flags = vars(build_parser("").parse_args([]))
+    assert all(stage.steps_flag in flags and stage.lr_flag in flags for stage in STAGES)
+    assert TrainConfig().learning_rates == tuple(stage.learning_rate for stage in STAGES)
+    assert SCHEDULES["paper"] == steps_by_stage(mlr=50_000, transfer=20_000, ssim=10_000)
+    with pytest.raises(ValueError, match="unknown stages"):
+        steps_by_stage(deblur=1)
+
+
+def test_the_dataset_options_table_of_training_md_matches_the_flags():
+    text = (RECIPES.parent / "docs" / "training.md").read_text(encoding="utf-8")
+    table = text.split("| flag | datasets | what it does | unset |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split(" | ") for line in table.strip().splitlines()[1:]]
+    documented = {}
+    for flag_cell, datasets_cell, *_ in rows:
+        flag, *rest = flag_cell.strip("| `").split(" ")
+        documented[flag] = (datasets_cell.replace("`", "").split(", "), rest)
+    assert set(documented) == {"--" + name.replace("_", "-") for name in cli.LOADER_OPTIONS}
+    for name, takers in cli.LOADER_OPTIONS.items():
+        datasets, rest = documented["--" + name.replace("_", "-")]
+        assert datasets == list(takers), name
+        if name in OPTION_CHOICES:
+            assert rest == ["{" + ",".join(OPTION_CHOICES[name]) + "}"], name

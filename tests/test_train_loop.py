@@ -58,7 +58,7 @@ def test_each_stage_sends_gradients_to_exactly_the_parameters_it_trains(index, s
     blurry, sharp = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
     model.initialize(blurry, sharp)
     objective = StageObjective(model, Objectives(l1_weight=0.01, shared_codec=shared_codec))
-    objective.stage = index
+    objective.stage = STAGES[index]
     objective(blurry, sharp)["loss"].backward()
     with_grad = {id(p) for p in model.parameters() if p.grad is not None}
     trained = model.codec("blur") if shared_codec and index == 0 else None

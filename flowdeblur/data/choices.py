@@ -1,10 +1,13 @@
 """The dataset names, splits, pixel limit and memory budget the command line declares, in a module that imports
-nothing.
+nothing but ``typing``.
 
 Kept apart from the loaders so that ``flowdeblur --help`` can list them without importing torch.
 """
 
-DATASET_NAMES = ("builtin", "paired", "gopro", "lai", "celeba", "lsun")
+from typing import Literal, get_args
+
+DatasetName = Literal["builtin", "paired", "gopro", "lai", "celeba", "lsun"]
+DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
 SPLITS = ("train", "val", "test")
 ALL = "all"  # every image, unsplit: for scoring a folder of pairs that is not a training set
 MAX_PIXELS_VARIABLE = "FLOWDEBLUR_MAX_PIXELS"

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,7 +44,7 @@ PNG_COMPRESSION = 3
 _WRITE_OPTIONS = {"JPEG": {"quality": 95}, "PNG": {"compress_level": PNG_COMPRESSION}}
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 
-_limit: int | None = None
+_LIMIT: ContextVar[int | None] = ContextVar("flowdeblur_pixel_limit", default=None)
 _pillow_limit = threading.Lock()
 
 
@@ -64,8 +65,9 @@ class ImageInfo:
 def max_pixels() -> int:
     """The most pixels (width x height) an image may claim: set by :func:`pixel_limit`, else $FLOWDEBLUR_MAX_PIXELS,
     else 100 million."""
-    if _limit is not None:
-        return _limit
+    limit = _LIMIT.get()
+    if limit is not None:
+        return limit
     value = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
     if not value:
         return DEFAULT_MAX_PIXELS
@@ -77,14 +79,13 @@ def max_pixels() -> int:
 @contextmanager
 def pixel_limit(limit: int) -> Iterator[None]:
     """Within the block, refuse images that claim more than ``limit`` pixels (the ``--max-pixels`` option)."""
-    global _limit
     if limit < 1:
         raise ValueError(f"the pixel limit must be positive, got {limit}")
-    saved, _limit = _limit, limit
+    token = _LIMIT.set(limit)
     try:
         yield
     finally:
-        _limit = saved
+        _LIMIT.reset(token)
 
 
 def _open_header(source: Path | bytes) -> Image.Image:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from pathlib import Path
 
 from .choices import ALL, SPLITS
@@ -67,10 +68,12 @@ class PairScan:
 
     def _check(self, paths: Iterable[Path]) -> None:
         """Decode each file not checked yet (in threads: decoding releases the GIL) and keep its (width, height),
-        or None and a problem naming it and why it cannot be read."""
+        or None and a problem naming it and why it cannot be read. Each thread reads under the caller's context, so
+        the pixel limit and the flags' spelling hold there too."""
         todo = [path for path in dict.fromkeys(paths) if path not in self._sizes]
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            outcomes = list(pool.map(_decoded_size, todo))
+            futures = [pool.submit(copy_context().run, _decoded_size, path) for path in todo]
+            outcomes = [future.result() for future in futures]
         for path, outcome in zip(todo, outcomes, strict=True):
             self._sizes[path] = outcome if isinstance(outcome, tuple) else None
             if isinstance(outcome, str):

@@ -1,6 +1,6 @@
 """Resumable training state: Accelerate's ``save_state`` folders, written under a temporary name and then renamed.
 
-``<output_dir>/checkpoints/checkpoint-<step>/`` holds the model, the three stages' optimisers and schedulers,
+``<output_dir>/checkpoints/checkpoint-<step>/`` holds the model, the four stages' optimisers and schedulers,
 every process's RNG states, and the loop's :class:`TrainingProgress`. A folder with that name is always complete:
 an interruption while saving removes the hidden ``.checkpoint-<step>.tmp`` it was writing (a crash may leave it;
 nothing reads it). A checkpoint damaged later (a truncated copy) is skipped by ``latest`` for the next older one.
@@ -32,8 +32,9 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 @dataclass
 class TrainingProgress:
-    """Where the loop is: the stage (0-2, 3 when done), steps done in it, skipped steps per stage, wall time, and
-    the steps per stage of the schedule and the optimiser it belongs to (which a resumed run must ask for again)."""
+    """Where the loop is: the stage (its index in ``STAGES``, 0-3; 4 when done), steps done in it, skipped steps
+    per stage, wall time, and the steps per stage of the schedule and the optimiser it belongs to (which a resumed
+    run must ask for again)."""
 
     stage: int = 0
     stage_step: int = 0

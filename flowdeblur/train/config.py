@@ -5,22 +5,34 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..config import UMLINConfig
-from ..data import DATASET_NAMES, BlurMixture, BlurSpec
-from ..losses import PIXEL_LOSSES
-from .schedule import OPTIMIZERS
+from ..data import BlurMixture, BlurSpec
+from ..data.choices import DatasetName
+from ..fields import field_problems
+from .losses import PixelLoss
+from .schedule import OptimizerName
 from .stages import STAGES, ImageLoss, Objectives
 
-MIXED_PRECISION = ("no", "fp16", "bf16")
-CODECS = ("shared", "separate")
-TRACKERS = ("none", "tensorboard")
+MixedPrecision = Literal["no", "fp16", "bf16"]
+Codec = Literal["shared", "separate"]
+Tracker = Literal["none", "tensorboard"]
 STAGE_COUNT = len(STAGES)
-# Steps per stage (mlr, transfer, ssim, joint) of each named schedule: the paper's three stages, or end to end.
-SCHEDULES: dict[str, tuple[int, int, int, int]] = {
-    "paper": (50_000, 20_000, 10_000, 0),
-    "joint": (0, 0, 0, 50_000),
+
+
+def steps_by_stage(**steps: int) -> tuple[int, ...]:
+    """Steps per stage in :data:`STAGES` order, from steps by stage name (a stage not named runs none)."""
+    unknown = sorted(set(steps) - {stage.name for stage in STAGES})
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; stages are {[stage.name for stage in STAGES]}")
+    return tuple(steps.get(stage.name, 0) for stage in STAGES)
+
+
+# Steps per stage of each named schedule: the paper's three stages, or end to end.
+SCHEDULES: dict[str, tuple[int, ...]] = {
+    "paper": steps_by_stage(mlr=50_000, transfer=20_000, ssim=10_000),
+    "joint": steps_by_stage(joint=50_000),
 }
 
 
@@ -48,6 +60,43 @@ class TrainConfig:
     --mixed_precision``), "no" without one. ``init_from`` (a model directory or a shipped model's name) starts the
     run from that model's weights, to fine-tune it; ``model`` must then be its architecture.
 
+    Attributes:
+        dataset: dataset to train on.
+        data_dir: the dataset's folder (layouts: docs/datasets.md); not used by --dataset builtin.
+        output_dir: checkpoints, logs and the final model.
+        model: the UML-IN architecture.
+        blur: the synthetic blur of a sharp-only dataset (None: the dataset's default).
+        crop_size: side of the square crops trained on (random) and validated on (central), after any --resize; a
+            multiple of 2^levels.
+        data_options: the dataset loader's options (e.g. ``{"resize": 192}``).
+        batch_size: images per process and step.
+        num_workers: data loading processes.
+        stage_steps: optimiser steps of each stage, in :data:`STAGES` order.
+        learning_rates: peak learning rate of each stage.
+        optimizer: adamax (the paper's) or adam, one per stage; at one learning rate adam takes larger steps
+            (docs/training.md#optimisation).
+        warmup_steps: linear warm-up steps at the start of each stage, then cosine decay.
+        l1_weight: λ of the L1 term of Eq. 13.
+        pixel_loss: image loss of the joint stage (and of stage 3 with --stage3-pixel-weight).
+        stage3_pixel_weight: weight of --pixel-loss beside L_SSIM in stage 3 (the paper: 0).
+        stage4_ssim_weight: weight of L_SSIM beside --pixel-loss in the joint stage.
+        stage4_nll_weight: weight of L_ML (bits/dim of both branches) in the joint stage.
+        codec: shared: one INN per level learns blurry and sharp images in stage 1 and the sharp branch starts as its
+            copy; separate: each branch learns its own images (docs/training.md).
+        max_grad_norm: gradient clipping.
+        gradient_accumulation_steps: batches accumulated into one optimiser step.
+        mixed_precision: autocast precision of the networks, log-dets and losses stay float32 (unset: Accelerate's
+            setting, else no).
+        seed: seed of the model, data order and crops.
+        checkpointing_steps: save the training state every N steps (0: never).
+        checkpoints_total_limit: newest checkpoints kept (all: 0 on the command line, None in a TrainConfig).
+        resume_from_checkpoint: 'latest' (in --output-dir) or a checkpoint folder to continue from.
+        validation_steps: validate every N steps (0: only at the end of each stage).
+        validation_images: validation images scored each time (the first of the val split).
+        report_to: experiment tracker.
+        init_from: fine-tune a model: start from the weights and architecture of a model directory or a shipped
+            model (general, gauss3); --preset and the model flags are then not used.
+
     Example:
         >>> config = TrainConfig(stage_steps=(2, 2, 2, 0), batch_size=2, crop_size=32,
         ...                      model=UMLINConfig(levels=2, steps=1, hidden_channels=8))
@@ -55,7 +104,7 @@ class TrainConfig:
         6
     """
 
-    dataset: str = "builtin"
+    dataset: DatasetName = "builtin"
     data_dir: Path | None = None
     output_dir: Path = Path("runs/uml-in")
     model: UMLINConfig = field(default_factory=UMLINConfig)
@@ -64,26 +113,26 @@ class TrainConfig:
     data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
     num_workers: int = 2
-    stage_steps: tuple[int, int, int, int] = SCHEDULES["joint"]
-    learning_rates: tuple[float, float, float, float] = (1e-3, 1e-3, 1e-4, 1e-3)
-    optimizer: str = "adamax"
+    stage_steps: tuple[int, ...] = SCHEDULES["joint"]
+    learning_rates: tuple[float, ...] = tuple(stage.learning_rate for stage in STAGES)
+    optimizer: OptimizerName = "adamax"
     warmup_steps: int = 1_000
     l1_weight: float = 0.01
-    pixel_loss: str = "l1"
+    pixel_loss: PixelLoss = "l1"
     stage3_pixel_weight: float = 0.0
     stage4_ssim_weight: float = 0.0
     stage4_nll_weight: float = 0.0
-    codec: str = "shared"
+    codec: Codec = "shared"
     max_grad_norm: float = 50.0
     gradient_accumulation_steps: int = 1
-    mixed_precision: str | None = None
+    mixed_precision: MixedPrecision | None = None
     seed: int = 0
     checkpointing_steps: int = 1_000
     checkpoints_total_limit: int | None = 3
     resume_from_checkpoint: str | None = None
     validation_steps: int = 1_000
     validation_images: int = 64
-    report_to: str = "none"
+    report_to: Tracker = "none"
     init_from: str | None = None
 
     def __post_init__(self) -> None:
@@ -92,32 +141,22 @@ class TrainConfig:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "stage_steps", tuple(int(s) for s in self.stage_steps))
         object.__setattr__(self, "learning_rates", tuple(float(r) for r in self.learning_rates))
-        problems = self._problems()
+        mistyped = field_problems(self)
+        problems = [f"--{name.replace('_', '-')} {problem}" for name, problem in mistyped.items()] or self._problems()
         if problems:
             raise TrainConfigError("invalid training settings: " + "; ".join(problems))
 
     def _problems(self) -> list[str]:
+        """The settings out of range or inconsistent, each naming the flag to change (fields already type-checked)."""
         problems = []
-        if self.dataset not in DATASET_NAMES:
-            problems.append(f"--dataset must be one of {DATASET_NAMES}, got {self.dataset!r}")
         if len(self.stage_steps) != STAGE_COUNT or min(self.stage_steps) < 0 or self.total_steps == 0:
             problems.append(f"stage steps must be {STAGE_COUNT} counts >= 0, not all 0, got {self.stage_steps}")
         if len(self.learning_rates) != STAGE_COUNT or min(self.learning_rates) <= 0:
             problems.append(f"learning rates must be {STAGE_COUNT} positive values, got {self.learning_rates}")
         if not 0.0 <= self.l1_weight < 1.0:
             problems.append(f"--l1-weight (λ of Eq. 13) must lie in [0, 1), got {self.l1_weight}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"--optimizer must be one of {tuple(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.pixel_loss not in PIXEL_LOSSES:
-            problems.append(f"--pixel-loss must be one of {PIXEL_LOSSES}, got {self.pixel_loss!r}")
         weights = ("stage3_pixel_weight", "stage4_ssim_weight", "stage4_nll_weight")
         problems += [f"--{n.replace('_', '-')} must be >= 0" for n in weights if not getattr(self, n) >= 0]
-        if self.codec not in CODECS:
-            problems.append(f"--codec must be one of {CODECS}, got {self.codec!r}")
-        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
-            problems.append(f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
-        if self.report_to not in TRACKERS:
-            problems.append(f"--report-to must be one of {TRACKERS}, got {self.report_to!r}")
         if self.model.steps == 0 and self.stage_steps[0] and len(self.stage_steps) == STAGE_COUNT:
             problems.append("--stage1-steps must be 0 for a model with 0 flow steps (--steps 0): the bare pyramid has "
                             "no INN for L_MLR to train")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Literal, get_args
 
 from torch import nn
 from torch.optim import Adam, Adamax, Optimizer
@@ -30,10 +31,13 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"adamax": Adamax, "adam": Adam}
+OptimizerName = Literal["adamax", "adam"]
+OPTIMIZERS: dict[str, type[Optimizer]] = dict(zip(get_args(OptimizerName), (Adamax, Adam), strict=True))
 
 
-def stage_optimizer(parameters: Iterable[nn.Parameter], learning_rate: float, kind: str = "adamax") -> Optimizer:
+def stage_optimizer(
+    parameters: Iterable[nn.Parameter], learning_rate: float, kind: OptimizerName = "adamax"
+) -> Optimizer:
     """The optimiser ``kind`` names ("adamax", the paper's; or "adam") over one stage's parameter group (which may be
     empty: the bare pyramid's codec stage trains nothing).
 

@@ -1,4 +1,4 @@
-"""The training stages: the paper's three (Appendix A) and an end-to-end one; what each trains and minimises.
+"""The four training stages: the paper's three (Appendix A) and an end-to-end one; what each trains and minimises.
 
 One :class:`StageObjective` wraps the model for all four, so that a single distributed wrapper sees every
 forward pass (gradients only synchronise through the wrapped module's ``forward``). What a stage does not train
@@ -8,43 +8,48 @@ is computed in float32.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from ..losses import gaussian_nll_bits_per_dim, latent_mse, mlr_loss, pixel_loss, ssim_loss
 from ..model import BRANCHES, WaveletUNetFlow
+from .losses import gaussian_nll_bits_per_dim, latent_mse, mlr_loss, pixel_loss, ssim_loss
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: a short name (for logs and metadata), what it does, and the parts of the model it trains.
+    """One stage, declared once: its number and short name (for logs, flags and metadata), what it does, the parts of
+    the model it trains, the :class:`StageObjective` method that computes its losses, and its default peak learning
+    rate.
 
     A part is a branch's codec ("blur", "sharp") or a submodule's name ("transfer", "refine": the full-resolution
     stage, which has no parameters where the model has none).
     """
 
+    number: int
     name: str
     description: str
     trains: tuple[str, ...]
+    loss: Callable[[StageObjective, Tensor, Tensor], dict[str, Tensor]]
+    learning_rate: float
+
+    @property
+    def steps_flag(self) -> str:
+        """The recipes' flag (as a Python name) for this stage's optimiser steps: ``stage1_steps``."""
+        return f"stage{self.number}_steps"
+
+    @property
+    def lr_flag(self) -> str:
+        """The recipes' flag (as a Python name) for this stage's peak learning rate: ``stage1_lr``."""
+        return f"stage{self.number}_lr"
 
     def parameters(self, model: WaveletUNetFlow) -> list[nn.Parameter]:
         """The parameters of the parts this stage trains (its optimiser's parameter group), each once."""
         parts = [model.codec(part) if part in BRANCHES else model.get_submodule(part) for part in self.trains]
         unique = {id(p): p for part in parts for p in part.parameters()}
         return list(unique.values())
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("mlr", "L_MLR (Eq. 13) on the INNs (one codec for both branches unless --codec separate)",
-          ("blur", "sharp")),
-    Stage("transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",)),
-    Stage("ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
-          ("sharp", "transfer", "refine")),
-    Stage("joint", "pixel loss (+ weighted SSIM and likelihood) of the output image, end to end on every part",
-          ("blur", "sharp", "transfer", "refine")),
-)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def _float32(device: torch.device) -> torch.autocast:
 class StageObjective(nn.Module):
     """``forward(blurry, sharp)`` -> the current stage's losses: ``{"loss": total, <part>: value, ...}``.
 
-    Set :attr:`stage` (0, 1, 2 for the paper's stages 1-3, 3 for the joint stage) to switch. Losses in bits per
+    Set :attr:`stage` (one of :data:`STAGES`) to switch. Losses in bits per
     dimension keep a ``bpd_`` prefix. Inputs are batches in [0, 1] on the model's channels (what the datasets give).
     """
 
@@ -97,11 +102,10 @@ class StageObjective(nn.Module):
         self.model = model
         self.objectives = objectives
         self.sharp_branch = "blur" if objectives.shared_codec else "sharp"
-        self.stage = 0
+        self.stage = STAGES[0]
 
     def forward(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
-        losses = (self._mlr, self._transfer, self._ssim, self._joint)[self.stage]
-        return losses(blurry, sharp)
+        return self.stage.loss(self, blurry, sharp)
 
     def _mlr(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
         """Stage 1: L_MLR (Eq. 13) = bits/dim of both branches + λ (|z̃|₁ + |z|₁); one INN for both if shared."""
@@ -149,3 +153,15 @@ class StageObjective(nn.Module):
                 losses["loss"] = losses["loss"] + loss.nll_weight * (likelihood["bpd_blur"] + likelihood["bpd_sharp"])
             losses.update(likelihood)
         return losses
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(1, "mlr", "L_MLR (Eq. 13) on the INNs (one codec for both branches unless --codec separate)",
+          ("blur", "sharp"), StageObjective._mlr, learning_rate=1e-3),
+    Stage(2, "transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",), StageObjective._transfer,
+          learning_rate=1e-3),
+    Stage(3, "ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
+          ("sharp", "transfer", "refine"), StageObjective._ssim, learning_rate=1e-4),
+    Stage(4, "joint", "pixel loss (+ weighted SSIM and likelihood) of the output image, end to end on every part",
+          ("blur", "sharp", "transfer", "refine"), StageObjective._joint, learning_rate=1e-3),
+)

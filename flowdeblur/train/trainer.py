@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from accelerate.logging import get_logger
 from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, gather_object, set_seed
 from accelerate.utils.imports import is_tensorboard_available
 from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -29,7 +32,7 @@ from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
 from .report import StageMeter, format_losses, mean_losses
 from .schedule import stage_optimizer, stage_scheduler
-from .stages import STAGES, StageObjective
+from .stages import STAGES, Stage, StageObjective
 from .validate import evaluate, format_scores
 
 logger = get_logger(__name__)
@@ -61,7 +64,7 @@ def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) 
             logging_dir=str(config.output_dir / "logs"),
             total_limit=config.checkpoints_total_limit,
         ),
-        # Each stage leaves part of the model out of the graph; one wrapper serves all three stages.
+        # Each stage leaves part of the model out of the graph; one wrapper serves all four stages.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     if config.resume_from_checkpoint and not resume_from:
@@ -100,7 +103,8 @@ def _check_schedule(checkpoint: Path, saved: TrainingProgress, config: TrainConf
                                "--output-dir")
     saved_steps, requested = saved.stage_steps, config.stage_steps
     if saved_steps is not None and list(saved_steps) != list(requested):
-        flags = ", ".join(f"--stage{index + 1}-steps {steps}" for index, steps in enumerate(saved_steps))
+        flags = ", ".join(f"--{stage.steps_flag.replace('_', '-')} {steps}"
+                          for stage, steps in zip(STAGES, saved_steps, strict=False))
         raise TrainConfigError(
             f"{checkpoint} belongs to a run of stage steps {tuple(saved_steps)}, not {tuple(requested)}: resume with "
             f"{flags}, or train the new schedule into another --output-dir"
@@ -126,6 +130,17 @@ def _starting_model(config: TrainConfig) -> WaveletUNetFlow:
     return model.train()
 
 
+@dataclass(frozen=True)
+class _StageBundle:
+    """What one stage trains with: its steps, its prepared optimiser and learning-rate schedule, and its parameters."""
+
+    stage: Stage
+    steps: int
+    optimizer: Optimizer
+    scheduler: LRScheduler
+    parameters: list[nn.Parameter]
+
+
 class _Training:
     """One run: the prepared objects, the progress they are checkpointed with, and the loop over stages."""
 
@@ -138,19 +153,13 @@ class _Training:
         set_seed(config.seed)
         model = _starting_model(config)
         model.initialize(*first_batch(datasets[0], config))  # a no-op for a loaded model: its ActNorms are set
-        per_stage = zip(STAGES, config.learning_rates, config.stage_steps, strict=True)
-        optimizers, schedulers = [], []
-        for stage, learning_rate, steps in per_stage:
-            optimizers.append(stage_optimizer(stage.parameters(model), learning_rate, config.optimizer))
-            schedulers.append(stage_scheduler(optimizers[-1], config.warmup_steps, steps))
-        objective = StageObjective(model, config.objectives())
-        prepared = accelerator.prepare(
-            objective, *optimizers, *schedulers, loader, validation_loader(datasets[1], config)
+        self.objective, self.train_loader, self.val_loader = accelerator.prepare(
+            StageObjective(model, config.objectives()), loader, validation_loader(datasets[1], config)
         )
-        self.objective, self.train_loader, self.val_loader = prepared[0], prepared[-2], prepared[-1]
-        self.optimizers = prepared[1 : 1 + STAGE_COUNT]
-        self.schedulers = prepared[1 + STAGE_COUNT : 1 + 2 * STAGE_COUNT]
         self.model: WaveletUNetFlow = accelerator.unwrap_model(self.objective).model
+        # Prepared stage by stage in STAGES order, the order a checkpoint keeps optimisers and schedules in.
+        self.bundles = [self._bundle(stage, learning_rate, steps) for stage, learning_rate, steps in
+                        zip(STAGES, config.learning_rates, config.stage_steps, strict=True)]
         self.progress = TrainingProgress(stage_steps=list(config.stage_steps), optimizer=config.optimizer)
         accelerator.register_for_checkpointing(self.progress)
         if resume_from:
@@ -168,6 +177,15 @@ class _Training:
         if accelerator.mixed_precision != "no" and not accelerator.native_amp:
             logger.warning(f"{accelerator.mixed_precision} autocast is not available on {accelerator.device}: "
                            "the networks run in float32")
+
+    def _bundle(self, stage: Stage, learning_rate: float, steps: int) -> _StageBundle:
+        """The prepared optimiser and schedule of ``stage``, over the parameters it trains."""
+        parameters = stage.parameters(self.model)
+        optimizer = stage_optimizer(parameters, learning_rate, self.config.optimizer)
+        optimizer, scheduler = self.accelerator.prepare(
+            optimizer, stage_scheduler(optimizer, self.config.warmup_steps, steps)
+        )
+        return _StageBundle(stage, steps, optimizer, scheduler, parameters)
 
     def _global_step(self) -> int:
         return self.progress.global_step(self.config.stage_steps)
@@ -194,28 +212,27 @@ class _Training:
         )
         summaries = {}
         while progress.stage < STAGE_COUNT:
-            index = progress.stage
-            if progress.stage_step < config.stage_steps[index]:
-                summaries[STAGES[index].name] = self._run_stage(index)
+            bundle = self.bundles[progress.stage]
+            if progress.stage_step < bundle.steps:
+                summaries[bundle.stage.name] = self._run_stage(bundle)
             else:
-                self._finish_stage(index)
+                self._finish_stage(bundle.stage)
         self.bar.close()
         if self.last_validation is None or self.last_validation[0] != self._global_step():
             self._validate()
         return self._save_model(summaries)
 
-    def _run_stage(self, index: int) -> dict[str, float]:
-        """Run stage ``index`` from where the progress stands to its last step; returns its summary."""
-        config, progress, stage = self.config, self.progress, STAGES[index]
-        steps = config.stage_steps[index]
-        self.accelerator.unwrap_model(self.objective).stage = index
-        parameters = stage.parameters(self.model)
+    def _run_stage(self, bundle: _StageBundle) -> dict[str, float]:
+        """Run a stage from where the progress stands to its last step; returns its summary."""
+        progress, stage, steps = self.progress, bundle.stage, bundle.steps
+        index = stage.number - 1  # the progress counts stages from 0
+        self.accelerator.unwrap_model(self.objective).stage = stage
         meter = StageMeter()
-        logger.info(f"stage {index + 1}/{STAGE_COUNT} ({stage.name}): {stage.description}, from {self._position()}")
-        self.bar.set_description(f"stage {index + 1}/{STAGE_COUNT} {stage.name}")
+        logger.info(f"stage {stage.number}/{STAGE_COUNT} ({stage.name}): {stage.description}, from {self._position()}")
+        self.bar.set_description(f"stage {stage.number}/{STAGE_COUNT} {stage.name}")
         while progress.stage_step < steps:
-            began, learning_rate = time.perf_counter(), self.schedulers[index].get_last_lr()[0]
-            losses, applied, grad_norm = self._step(index, parameters)
+            began, learning_rate = time.perf_counter(), bundle.scheduler.get_last_lr()[0]
+            losses, applied, grad_norm = self._step(bundle)
             means = mean_losses(losses)
             meter.add(means, applied, self.images_per_step, time.perf_counter() - began)
             progress.stage_step += 1
@@ -223,26 +240,26 @@ class _Training:
             if not applied:
                 progress.skipped[index] += 1
                 logger.warning(
-                    f"step {global_step} (stage {index + 1}): loss or gradients not finite on at least one process, "
+                    f"step {global_step} (stage {stage.number}): loss or gradients not finite on at least one process, "
                     f"update skipped ({sum(progress.skipped)} skipped so far)"
                 )
-            self._log_step(index, means, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
+            self._log_step(stage, means, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
             if progress.stage_step < steps:
                 self._after_step(global_step, stage_end=False)
         summary = {**meter.summary(self.accelerator), "skipped_steps": progress.skipped[index]}
         logger.info(
-            f"stage {index + 1}/{STAGE_COUNT} ({stage.name}) done: {summary['steps']} steps, "
+            f"stage {stage.number}/{STAGE_COUNT} ({stage.name}) done: {summary['steps']} steps, "
             f"{format_losses({name: summary[name] for name in meter.names})}; "
             f"{summary['images_per_second']:.2f} images/s; {progress.skipped[index]} skipped steps"
         )
-        self._finish_stage(index)
+        self._finish_stage(stage)
         self._after_step(self._global_step(), stage_end=True)
         return summary
 
-    def _finish_stage(self, index: int) -> None:
+    def _finish_stage(self, stage: Stage) -> None:
         """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs (a
         fine-tuned model whose stage 1 ran no steps keeps its own)."""
-        if index == 0 and self.config.codec == "shared":
+        if stage is STAGES[0] and self.config.codec == "shared":
             if self.config.stage_steps[0]:
                 self.model.start_sharp_from_blur()
                 logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
@@ -252,14 +269,14 @@ class _Training:
                 self.model.start_sharp_from_blur()
                 logger.info("shared codec: the sharp branch starts from the blur branch's INNs, untrained (stage 1 "
                             "ran no steps)")
-        self.progress.stage, self.progress.stage_step = index + 1, 0
+        self.progress.stage, self.progress.stage_step = stage.number, 0
 
-    def _step(self, index: int, parameters: list[nn.Parameter]) -> tuple[list[dict[str, Tensor]], bool, float]:
-        """One optimiser step of stage ``index``: accumulate, clip, then apply it unless the guard says skip.
+    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, float]:
+        """One optimiser step of a stage: accumulate, clip, then apply it unless the guard says skip.
 
         Returns the micro-batches' losses, whether the update was applied, and the gradient norm before clipping.
         """
-        accelerator, optimizer = self.accelerator, self.optimizers[index]
+        accelerator, optimizer = self.accelerator, bundle.optimizer
         losses = []
         for _ in range(self.config.gradient_accumulation_steps):
             batch = next(self.batches)
@@ -267,22 +284,22 @@ class _Training:
                 out = self.objective(batch["blurry"], batch["sharp"])
                 accelerator.backward(out["loss"])
             losses.append({name: value.detach().float() for name, value in out.items()})
-        clipped = accelerator.clip_grad_norm_(parameters, self.config.max_grad_norm)
+        clipped = accelerator.clip_grad_norm_(bundle.parameters, self.config.max_grad_norm)
         grad_norm = math.nan if clipped is None else float(clipped)
         applied = step_is_finite(accelerator, [out["loss"] for out in losses], grad_norm)
         if applied:
             optimizer.step()
         elif accelerator.scaler is not None:
             accelerator.scaler.update()  # gradients were unscaled for clipping; let the scaler back off
-        self.schedulers[index].step()
+        bundle.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return losses, applied, grad_norm
 
-    def _log_step(self, index: int, losses: dict[str, float], extra: dict[str, float], global_step: int) -> None:
+    def _log_step(self, stage: Stage, losses: dict[str, float], extra: dict[str, float], global_step: int) -> None:
         """The step's losses (:func:`mean_losses`) and ``extra`` values, to trackers and the progress bar."""
         values = {f"train/{name}": value for name, value in losses.items()}
         values.update({f"train/{name}": value for name, value in extra.items()})
-        values["train/stage"] = index + 1
+        values["train/stage"] = stage.number
         values["train/skipped_steps"] = sum(self.progress.skipped)
         self.accelerator.log(values, step=global_step)
         self.bar.update(1)

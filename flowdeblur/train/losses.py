@@ -6,12 +6,13 @@ All reductions happen in float32 (or wider) whatever precision the networks ran 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from .flows.wavelet_flow import gaussian_bits_per_dim
+from ..flows.wavelet_flow import gaussian_bits_per_dim
 
 
 def _wide(t: Tensor) -> Tensor:
@@ -74,7 +75,8 @@ def ssim_loss(restored: Tensor, sharp: Tensor, sharpness: float = 4.0) -> Tensor
         return (2.0 * torch.sigmoid(sharpness * (1.0 - ssim)) - 1.0).mean()
 
 
-PIXEL_LOSSES = ("l1", "charbonnier")
+PixelLoss = Literal["l1", "charbonnier"]
+PIXEL_LOSSES: tuple[str, ...] = get_args(PixelLoss)
 
 
 def pixel_loss(restored: Tensor, sharp: Tensor, kind: str = "l1", epsilon: float = 1e-3) -> Tensor:
