@@ -138,6 +138,15 @@ def test_shift_consistency_quick_run_prints_a_table(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("variant", [[], ["--nafnet-width", "4"]], ids=["uml-in", "nafnet"])
+def test_val_probe_quick_run_scores_the_val_crops(tmp_path, variant):
+    output = tmp_path / "probe.json"
+    stdout = run_quick("val_probe.py", output, *variant)
+    assert_markdown_table(stdout)
+    document = json.loads(output.read_text())
+    assert document["steps"] == 3 and math.isfinite(document["val_psnr"]) and document["val_psnr"] > 0
+
+
 def test_held_out_quick_run_prints_every_protocol_for_every_model(tmp_path):
     stdout, document = quick_document("held_out.py", tmp_path, {"machine", "photos", "results", "table"})
     assert document["photos"] == ["0.png", "1.png"]
