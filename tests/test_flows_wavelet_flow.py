@@ -49,6 +49,37 @@ def test_the_total_log_det_is_the_brute_force_jacobian_of_image_to_latents_and_l
     torch.testing.assert_close(log_det[0], brute_force_log_det(encode, image[0]), rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("conditional", [True, False])
+def test_the_freia_call_round_trips_and_its_log_dets_are_the_brute_force_jacobian_s(conditional):
+    """``z, log_jac_det = flow(x)``; ``x, reverse = flow(z, rev=True)`` with reverse = −log_jac_det, as in FrEIA."""
+    flow = small_flow(conditional)
+    image = torch.rand(2, 1, 16, 24, dtype=torch.float64)
+    z, log_jac_det = flow(image)
+    assert len(z) == flow.levels + 1 and torch.equal(z[-1], flow.encode(image).coarsest)
+    restored, reverse = flow(z, rev=True)
+    assert (restored - image).abs().max().item() < 1e-10
+    torch.testing.assert_close(reverse, -log_jac_det)
+    one = image[:1, :, :8, :8]
+
+    def decode(flat):
+        parts = flow(one)[0]
+        sizes = [part.numel() for part in parts]
+        pieces = [chunk.reshape(part.shape) for chunk, part in zip(flat.split(sizes), parts, strict=True)]
+        return flow(pieces, rev=True)[0].flatten()
+
+    latents = torch.cat([part.flatten() for part in flow(one)[0]])
+    torch.testing.assert_close(flow(flow(one)[0], rev=True)[1][0], brute_force_log_det(decode, latents))
+    assert flow(image, jac=False)[1] is None and flow([image])[0][0].shape == z[0].shape
+
+
+def test_the_freia_call_refuses_an_external_condition_and_a_wrong_reverse_input():
+    flow = small_flow()
+    with pytest.raises(ValueError, match="no external condition"):
+        flow(torch.rand(1, 1, 8, 8, dtype=torch.float64), c=[torch.rand(1, 1, 8, 8)])
+    with pytest.raises(ValueError, match="2 latents and the coarsest low-pass"):
+        flow([torch.rand(1, 3, 4, 4)], rev=True)
+
+
 def test_log_prob_is_the_standard_normal_change_of_variables_and_matches_the_loss():
     flow = small_flow()
     images = torch.rand(3, 1, 16, 16, dtype=torch.float64)

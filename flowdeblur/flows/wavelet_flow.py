@@ -82,6 +82,13 @@ class Encoding:
         return gaussian_bits_per_dim(self.latents, self.log_dets)
 
 
+def _single(tensors: Sequence[Tensor]) -> Tensor:
+    """The one tensor of a FrEIA-style input list."""
+    if len(tensors) != 1:
+        raise ValueError(f"WaveletFlow takes one image tensor, got {len(tensors)}")
+    return tensors[0]
+
+
 class WaveletFlow(nn.Module):
     """A Haar pyramid of ``levels`` levels and one INN per level on the detail bands; exactly invertible.
 
@@ -96,6 +103,9 @@ class WaveletFlow(nn.Module):
         >>> encoding = flow.encode(image)
         >>> torch.allclose(flow.decode(encoding), image, atol=1e-5)
         True
+        >>> z, log_jac_det = flow(torch.rand(2, 1, 12, 12))  # FrEIA's call: latents and the coarsest low-pass
+        >>> [tuple(t.shape) for t in z], tuple(log_jac_det.shape)
+        ([(2, 3, 6, 6), (2, 3, 3, 3), (2, 1, 3, 3)], (2,))
         >>> flow.sample(encoding.coarsest, temperature=0.5).shape
         torch.Size([2, 1, 12, 12])
     """
@@ -147,11 +157,42 @@ class WaveletFlow(nn.Module):
         ``latent_at(l, x^(l))`` gives level l's latent once its low-pass x^(l) is rebuilt, so a latent may depend on
         the coarser levels' result (UML-IN's transfer nets use this).
         """
-        low = coarsest
+        image = self._inverse(latent_at, coarsest)[0]
+        return image if size is None else image[..., : size[0], : size[1]]
+
+    def _inverse(self, latent_at: LatentAt, coarsest: Tensor) -> tuple[Tensor, Tensor]:
+        """The padded image :meth:`synthesize` rebuilds, and the per-sample log|det| of that reverse map."""
+        low, log_det = coarsest, coarsest.new_zeros(coarsest.shape[0])
         for level in reversed(range(self.levels)):
-            detail, _ = self._run(self.inns[level], latent_at(level, low), low, rev=True)
+            detail, level_log_det = self._run(self.inns[level], latent_at(level, low), low, rev=True)
+            log_det = log_det + _wide(level_log_det)
             low = self.pyramid.haar.synthesis(low, detail)
-        return low if size is None else low[..., : size[0], : size[1]]
+        return low, log_det
+
+    def forward(
+        self, x_or_z: Tensor | Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
+    ) -> tuple[Tensor | tuple[Tensor, ...], Tensor | None]:
+        """FrEIA's call: ``z, log_jac_det = flow(x)`` and ``x, _ = flow(z, rev=True)``, as a ``GraphINN`` is called.
+
+        Forward, ``z`` is the tuple of the latents z^(1..L) (finest first) and the coarsest low-pass x^(L), and
+        ``log_jac_det`` the per-sample log|det J| of the whole map (0 for the orthonormal Haar steps). Reverse takes
+        that tuple and returns the image and the log-det of the reverse map (its negative). An image whose sides are
+        not multiples of 2^L is padded (:meth:`encode`), and the reverse call returns the padded image: crop it, or
+        use :meth:`encode` and :meth:`decode`, whose :class:`Encoding` keeps the size. With ``jac=False`` the log-det
+        is None. ``c`` must be empty: each level is conditioned on its own low-pass, inside the flow.
+        """
+        if len(c):
+            raise ValueError("WaveletFlow takes no external condition: each level conditions on its own low-pass")
+        if not rev:
+            image = x_or_z if isinstance(x_or_z, Tensor) else _single(x_or_z)
+            encoding = self.encode(image)
+            return (*encoding.latents, encoding.coarsest), encoding.log_det if jac else None
+        if isinstance(x_or_z, Tensor) or len(x_or_z) != self.levels + 1:
+            raise ValueError(f"the reverse call takes the {self.levels} latents and the coarsest low-pass, as the "
+                             "forward call returns them")
+        *latents, coarsest = x_or_z
+        image, log_det = self._inverse(lambda level, low: latents[level], coarsest)
+        return image, log_det if jac else None
 
     def decode(self, encoding: Encoding) -> Tensor:
         """The exact inverse of :meth:`encode`: the image from the latents and the coarsest low-pass."""
