@@ -1,8 +1,8 @@
 """UML-IN's forward pass beside NAFNet-width32's on the same frame: seconds and multiply-adds per megapixel.
 
 NAFNet-width32 (Chen et al. 2022, the GoPro configuration: 17.1 M parameters) is built from ``nafnet.py`` with
-random weights, which is all a timing needs; UML-IN is the shipped ``general`` model, and the ``compact`` and
-paper-size architectures (random weights). Each deblurs the same RGB frame in one pass, alternating, under
+random weights, which is all a timing needs; UML-IN is the shipped ``general`` model, and every named preset
+(random weights). Each deblurs the same RGB frame in one pass, alternating, under
 ``torch.inference_mode``, timed by this thread's CPU time; multiply-adds are counted by
 ``torch.utils.flop_counter`` on a 256 x 256 crop.
 
@@ -21,7 +21,7 @@ from forward_speed import timings
 from nafnet import nafnet_w32
 from torch.utils.flop_counter import FlopCounterMode
 
-from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur import WaveletUNetFlow
 from flowdeblur.config import PRESETS
 from flowdeblur.pretrained import load_model
 
@@ -38,11 +38,10 @@ def gmac_per_megapixel(network: torch.nn.Module, side: int = 256) -> float:
 
 
 def networks() -> dict[str, torch.nn.Module]:
-    """The networks timed: NAFNet-width32, the shipped model, the compact and the paper-size architectures."""
+    """The networks timed: NAFNet-width32, the shipped model, every named preset (random weights)."""
     torch.manual_seed(0)
-    compact, paper = WaveletUNetFlow(PRESETS["compact"]).eval(), WaveletUNetFlow(UMLINConfig()).eval()
-    return {"NAFNet-width32": nafnet_w32().eval(), "UML-IN general (shipped)": load_model("general"),
-            "UML-IN compact": compact, "UML-IN paper size": paper}
+    presets = {f"UML-IN {name}": WaveletUNetFlow(config).eval() for name, config in PRESETS.items()}
+    return {"NAFNet-width32": nafnet_w32().eval(), "UML-IN general (shipped)": load_model("general"), **presets}
 
 
 def main() -> None:
