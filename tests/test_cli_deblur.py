@@ -162,6 +162,16 @@ def test_an_output_never_replaces_an_input_even_with_overwrite(tmp_path, model_d
     assert sorted(p.name for p in photos.iterdir()) == ["a.jpg", "a.png"]
 
 
+def test_a_file_given_before_a_folder_is_still_an_input_that_no_output_replaces(tmp_path, model_dir):
+    """``deblur x/a.png y/ -o x --overwrite``: x/a.png's own output is x/a.png; the folder after it must not hide it."""
+    own = save(tmp_path / "x" / "a.png", smooth(8, 20, 20, 3))
+    save(tmp_path / "y" / "b.png", smooth(9, 20, 20, 3))
+    before = own.read_bytes()
+    result = deblur(own, tmp_path / "y", "-o", tmp_path / "x", "--model", model_dir, "--overwrite")
+    assert result.exit_code == 1 and own.read_bytes() == before
+    assert (tmp_path / "x" / "b.png").is_file() and "would replace the input" in result.stderr
+
+
 def test_bad_inputs_are_named_and_the_rest_still_processed(tmp_path, model_dir):
     good = save(tmp_path / "good.png", smooth(5, 20, 20, 3))
     text = tmp_path / "text.png"
