@@ -68,7 +68,7 @@ def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     assert f"unset: the dataset's default (default: {blur})" in text
     for architecture in ("wavelet levels L (paper: 3) (unset: --preset's)",
                          "flow steps K per level INN (paper: 4); 0 makes each INN the identity",
-                         "--preset {compact,paper,pyramid}"):
+                         f"--preset {{{','.join(sorted(PRESETS))}}}"):
         assert architecture in text, architecture
 
 
