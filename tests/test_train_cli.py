@@ -20,11 +20,11 @@ from flowdeblur.data.factory import OPTION_CHOICES, dataset_options
 from flowdeblur.pretrained import shipped_model_dir
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
-from flowdeblur.train.checkpoints import list_checkpoints, resolve_resume
 from flowdeblur.train.cli import NOT_FLAGS, build_parser, config_from_args, run_recipe
 from flowdeblur.train.config import SCHEDULES, steps_by_stage
 from flowdeblur.train.loaders import load_datasets
 from flowdeblur.train.stages import STAGES
+from flowdeblur.train.state import list_checkpoints, resolve_resume
 from tests.data_fixtures import make_celeba, make_gopro, make_paired, truncate
 from tests.test_train_launch import TINY_FLAGS
 

@@ -15,9 +15,9 @@ from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.data import build_dataset
 from flowdeblur.train import TrainConfig, TrainConfigError, train
 from flowdeblur.train import trainer as trainer_module
-from flowdeblur.train.checkpoints import list_checkpoints
 from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
+from flowdeblur.train.state import list_checkpoints
 from tests.flow_checks import ROUND_TRIP_TOLERANCE
 
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)

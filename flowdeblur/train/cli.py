@@ -23,9 +23,9 @@ from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
 from ..data.errors import spelled_as
 from ..data.factory import LOADERS, OPTION_CHOICES, OPTION_HELP, SYNTHETIC, dataset_options
-from .checkpoints import interruption_note
 from .config import SCHEDULES, TrainConfig, TrainConfigError
 from .stages import STAGES
+from .state import interruption_note
 from .trainer import train
 
 _MIXTURE = BlurMixture()

@@ -26,14 +26,14 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError
 from ..model import WaveletUNetFlow
-from .checkpoints import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
-from .report import StageMeter, format_losses, mean_losses
+from .meter import StageMeter, format_losses, mean_losses
 from .schedule import stage_optimizer, stage_scheduler
 from .stages import STAGES, Stage, StageObjective
-from .validate import evaluate, format_scores
+from .state import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
+from .validate import format_scores, validate
 
 logger = get_logger(__name__)
 MODEL_DIR = "model"
@@ -320,7 +320,7 @@ class _Training:
 
     def _validate(self) -> None:
         global_step = self._global_step()
-        scores = evaluate(self.accelerator, self.model, self.val_loader)
+        scores = validate(self.accelerator, self.model, self.val_loader)
         logger.info(f"validation at step {global_step}: {format_scores(scores)}")
         self.accelerator.log({f"val/{name}": value for name, value in scores.items()}, step=global_step)
         self.last_validation = (global_step, scores)
