@@ -216,6 +216,16 @@ def test_flags_become_the_train_config():
     assert config.resume_from_checkpoint == "latest" and config.mixed_precision == "bf16"
 
 
+@pytest.mark.parametrize("rank, lines", [("0", ["warning: --codec is deprecated; use --sharp-init"]), ("1", [])])
+def test_the_old_codec_flag_sets_sharp_init_with_one_deprecation_line(capsys, monkeypatch, rank, lines):
+    monkeypatch.setenv("RANK", rank)
+    assert config_from_args(build_parser("").parse_args(["--codec", "separate"])).sharp_init == "separate"
+    assert capsys.readouterr().err.splitlines() == lines
+    assert config_from_args(build_parser("").parse_args(["--sharp-init", "separate"])).sharp_init == "separate"
+    assert capsys.readouterr().err == ""
+    assert "--codec" not in build_parser("").format_help()
+
+
 def test_the_schedule_chooses_the_stages_and_a_recipes_steps_belong_to_its_own_schedule():
     parser = build_parser("", schedule="joint", stage4_steps=300)
     assert config_from_args(parser.parse_args([])).stage_steps == (0, 0, 0, 300)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import inspect
 import logging
@@ -61,11 +62,28 @@ COMPOSITE_FIELDS = {
 FIELD_GROUPS = {
     "dataset": "data", "data_dir": "data", "crop_size": "data", "num_workers": "data", "validation_images": "data",
     "warmup_steps": "stages", "l1_weight": "stages", "pixel_loss": "stages", "stage3_pixel_weight": "stages",
-    "stage4_ssim_weight": "stages", "stage4_nll_weight": "stages", "codec": "stages", "max_grad_norm": "stages",
+    "stage4_ssim_weight": "stages", "stage4_nll_weight": "stages", "sharp_init": "stages", "max_grad_norm": "stages",
 }
 FIELD_METAVARS = {"init_from": "NAME|DIR"}
+# Old spellings of field flags, still accepted for one release with a deprecation line: old flag -> field.
+DEPRECATED_FLAGS = {"--codec": "sharp_init"}
 FIELD_FLAGS = tuple(spec.name for spec in dataclasses.fields(TrainConfig) if spec.name not in COMPOSITE_FIELDS)
 FROM_SCHEDULE = "from --schedule"
+
+
+def _first_process() -> bool:
+    """Whether this is the first process of a launch (or the only one): the one that prints notes and errors."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+class _Respelled(argparse.Action):
+    """A flag's value under any of its spellings; one given in :data:`DEPRECATED_FLAGS` prints a deprecation line."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if option_string in DEPRECATED_FLAGS and _first_process():
+            print(f"warning: {option_string} is deprecated; use {self.option_strings[0]}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _flag(name: str) -> str:
@@ -94,6 +112,15 @@ DATASET_FLAGS = {
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Each flag's default in its help (or what an unset flag takes); the recipe's description kept as written."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        """A flag as the help lists it, without its deprecated spellings."""
+        current = [flag for flag in action.option_strings if flag not in DEPRECATED_FLAGS]
+        if current == action.option_strings:
+            return super()._format_action_invocation(action)
+        shown = copy.copy(action)
+        shown.option_strings = current
+        return super()._format_action_invocation(shown)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.help and "(unset: " in action.help:
@@ -126,18 +153,23 @@ def _plain(text: str) -> str:
     return re.sub(r":\w+:`~?(?:[\w.]*\.)?(\w+)`", r"\1", text).replace("``", "")
 
 
-def _add_flag(group: argparse._ArgumentGroup, flag: str, kind: Any, default: Any, text: str, **extra: Any) -> None:
+def _add_flag(group: argparse._ArgumentGroup, flag: str, kind: Any, default: Any, text: str, *old: str,
+              **extra: Any) -> None:
     """The one way a flag is made from a typed value: ``bool`` is ``--flag/--no-flag``, ``Literal[...]`` gives the
-    choices, any other type converts the text; ``X | None`` is a flag of type ``X``."""
+    choices, any other type converts the text; ``X | None`` is a flag of type ``X``. ``old`` spellings (of a flag
+    that is not a bool) are accepted with a deprecation line."""
     arguments = [arg for arg in typing.get_args(kind) if arg is not type(None)]
     if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(arguments) == 1:
         kind = arguments[0]
     if kind is bool:
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-    elif typing.get_origin(kind) is Literal:
-        group.add_argument(flag, choices=typing.get_args(kind), default=default, help=text, **extra)
+        return
+    action = _Respelled if old else "store"
+    if typing.get_origin(kind) is Literal:
+        extra["choices"] = typing.get_args(kind)
     else:
-        group.add_argument(flag, type=kind, default=default, help=text, **extra)
+        extra["type"] = kind
+    group.add_argument(flag, *old, action=action, default=default, help=text, **extra)
 
 
 def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
@@ -147,7 +179,8 @@ def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
     for name in FIELD_FLAGS:
         group = groups[FIELD_GROUPS.get(name, "run")]
         extra = {"metavar": FIELD_METAVARS[name]} if name in FIELD_METAVARS else {}
-        _add_flag(group, _flag(name), hints[name], defaults[name], described[name], **extra)
+        old = [flag for flag, field_name in DEPRECATED_FLAGS.items() if field_name == name]
+        _add_flag(group, _flag(name), hints[name], defaults[name], described[name], *old, **extra)
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -197,7 +230,8 @@ def _add_stage_flags(stages: argparse._ArgumentGroup) -> None:
     """--schedule, then each stage's --stageN-steps and --stageN-lr, from :data:`STAGES`."""
     stages.add_argument("--schedule", choices=sorted(SCHEDULES), default="joint",
                         help="which stages run, and their steps unless --stageN-steps is given: paper, stages 1-3 "
-                        "(Appendix A); joint, the joint stage alone, from the shared-codec start (docs/training.md)")
+                        "(Appendix A); joint, the joint stage alone, from the --sharp-init shared start "
+                        "(docs/training.md)")
     for stage in STAGES:
         stages.add_argument(_flag(stage.steps_flag), type=int, default=None,
                             help=f"optimiser steps of stage {stage.number}: {stage.description}; 0 skips it (unset: "
@@ -296,7 +330,7 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
     """Parse the command line over a recipe's defaults and train; a user error is one line and exit status 2, Ctrl-C
     a note on what was kept and the command that continues the run (exit status 130). Under a launcher of several
     processes each line is printed by the first process only (every process meets the same error)."""
-    first_process = os.environ.get("RANK", "0") == "0"
+    first_process = _first_process()
     args = build_parser(description, **defaults).parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
     logging.getLogger("flowdeblur").setLevel(logging.INFO)

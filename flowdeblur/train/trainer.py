@@ -257,18 +257,18 @@ class _Training:
         return summary
 
     def _finish_stage(self, stage: Stage) -> None:
-        """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs (a
-        fine-tuned model whose stage 1 ran no steps keeps its own)."""
-        if stage is STAGES[0] and self.config.codec == "shared":
+        """Move on to the next stage; with ``sharp_init`` "shared", the sharp branch starts as a copy of stage 1's INNs
+        (a fine-tuned model whose stage 1 ran no steps keeps its own)."""
+        if stage is STAGES[0] and self.config.sharp_init == "shared":
             if self.config.stage_steps[0]:
                 self.model.start_sharp_from_blur()
-                logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
+                logger.info("sharp_init shared: the sharp branch starts from the INNs trained in stage 1")
             elif self.config.init_from is not None:
                 logger.info(f"the sharp branch keeps the INNs of {self.config.init_from} (stage 1 ran no steps)")
             else:
                 self.model.start_sharp_from_blur()
-                logger.info("shared codec: the sharp branch starts from the blur branch's INNs, untrained (stage 1 "
-                            "ran no steps)")
+                logger.info("sharp_init shared: the sharp branch starts from the blur branch's INNs, untrained "
+                            "(stage 1 ran no steps)")
         self.progress.stage, self.progress.stage_step = stage.number, 0
 
     def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, float]:
