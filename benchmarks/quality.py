@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from baselines import BASELINES, tune
 from common import (
     COMPACT_SIZE,
     TINY,
@@ -59,7 +60,6 @@ from torch.utils.data import Subset
 from unet import unet_with_parameters
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
-from flowdeblur.baselines import BASELINES, tune
 from flowdeblur.config import PRESETS
 from flowdeblur.data import BlurMixture, BlurSpec, DeblurDataset, build_dataset
 from flowdeblur.data.blur import Blur
