@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .checkpoint import CheckpointError
+from .data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
 from .data.errors import DatasetError, spelled_as
 from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
@@ -47,38 +48,25 @@ def _model_option(function: Callable) -> Callable:
     )(function)
 
 
-BLUR_NAMES = ("paper", "mix", "mix-blurred", "none")
-
-
 def _blur_option(function: Callable) -> Callable:
     return click.option(
         "--blur",
         "blur_name",
-        type=click.Choice(["auto", *BLUR_NAMES]),
+        type=click.Choice(["auto", *BLUR_PRESETS]),
         default="auto",
         show_default=True,
-        help="Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): paper, the 3x3 Gaussian (sigma 1); "
-        "mix, the default blur mixture (docs/datasets.md#synthetic-blur); mix-blurred, the mixture without its "
-        "no-blur draws; none, the sharp images themselves; auto: mix-blurred for a model trained on a mixture, "
-        "else paper.",
+        help=f"Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): {BLUR_PRESETS_HELP}; auto: "
+        "mix-blurred for a model trained on a mixture, else paper.",
     )(function)
 
 
 def _blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
     """The blur ``--blur`` names; ``auto`` is the blurred part of the mixture for a model trained on one, else paper."""
-    from .data import BlurMixture, BlurSpec
-
     if name == "auto":
         dataset = model.metadata.get("dataset")
         trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
         name = "mix-blurred" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"
-    blurs = {
-        "paper": BlurSpec(),
-        "mix": BlurMixture(),
-        "mix-blurred": BlurMixture(none=0.0),
-        "none": BlurSpec(kind="none", kernel_size=1),
-    }
-    return blurs[name]
+    return blur_preset(name)
 
 
 def _threads_option(function: Callable) -> Callable:

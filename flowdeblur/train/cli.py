@@ -22,6 +22,7 @@ from ..checkpoint import CheckpointError, read_config
 from ..config import PRESET_NOTES, PRESETS, UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
+from ..data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from ..data.errors import spelled_as
 from ..data.factory import LOADERS, OPTION_CHOICES, OPTION_HELP, SYNTHETIC, dataset_options
 from .config import SCHEDULES, TrainConfig, TrainConfigError
@@ -53,7 +54,8 @@ NOT_FLAGS = {
 # TrainConfig fields set by a family of flags rather than a flag of their own, and which.
 COMPOSITE_FIELDS = {
     "model": "--preset and one flag per UMLINConfig field",
-    "blur": "--blur-kind, one --blur-* flag per BlurSpec field and one --mix-* flag per BlurMixture field",
+    "blur": "--blur NAME, or --blur-kind with one --blur-* flag per BlurSpec field and one --mix-* flag per "
+    "BlurMixture field",
     "data_options": "one flag per loader option",
     "stage_steps": "--schedule and one --stageN-steps flag per stage",
     "learning_rates": "one --stageN-lr flag per stage",
@@ -208,9 +210,13 @@ def _add_loader_flags(parser: argparse.ArgumentParser) -> None:
 def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
     """One --blur-* flag per :class:`BlurSpec` field and one --mix-* flag per other :class:`BlurMixture` field."""
     data = parser.add_argument_group("synthetic blur (sharp-only datasets builtin, celeba and lsun)")
-    data.add_argument("--blur-kind", choices=(*KINDS, "mix"), default=None,
-                      help="one kind of blur for every image, or 'mix': one drawn per image from the --mix-* "
-                      "mixture; unset: the dataset's default")
+    named = data.add_mutually_exclusive_group()
+    named.add_argument("--blur", dest="blur_preset", choices=BLUR_PRESETS, default=None,
+                       help=f"a named blur, as flowdeblur eval and demo name them: {BLUR_PRESETS_HELP}; the "
+                       "--blur-* and --mix-* flags do not apply to it (unset: --blur-kind)")
+    named.add_argument("--blur-kind", choices=(*KINDS, "mix"), default=None,
+                       help="one kind of blur for every image, or 'mix': one drawn per image from the --mix-* "
+                       "mixture; unset: the dataset's default")
     for name in BLUR_FIELDS:
         default = getattr(BlurSpec, name)
         kind = float if default is None else type(default)
@@ -266,15 +272,20 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
 
 
 def _blur(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
-    """The synthetic blur the flags describe (None: the dataset's default); a dataset of real pairs takes none."""
-    if args.blur_kind is None:
+    """The synthetic blur the flags describe (None: the dataset's default); a dataset of real pairs takes none.
+
+    A named --blur wins over a recipe's default --blur-kind (argparse refuses both on one command line)."""
+    flag, value = ("--blur", args.blur_preset) if args.blur_preset is not None else ("--blur-kind", args.blur_kind)
+    if value is None:
         return None
     if args.dataset not in SYNTHETIC:
         raise TrainConfigError(
-            f"--blur-kind {args.blur_kind} applies to --dataset {', '.join(sorted(SYNTHETIC))} (sharp images blurred "
-            f"here), not {args.dataset}, which brings its own blurry images: leave --blur-kind unset"
+            f"{flag} {value} applies to --dataset {', '.join(sorted(SYNTHETIC))} (sharp images blurred "
+            f"here), not {args.dataset}, which brings its own blurry images: leave {flag} unset"
             + ("; recipes/train_paired.py trains on your own pairs" if args.dataset == "paired" else "")
         )
+    if args.blur_preset is not None:
+        return blur_preset(args.blur_preset)
     common = {name: getattr(args, f"blur_{name}") for name in BLUR_FIELDS}
     if args.blur_kind == "mix":
         shared = {name: common[name] for name in MIXTURE_SHARED}
