@@ -106,7 +106,7 @@ def _loader_options() -> dict[str, dict[str, inspect.Parameter]]:
 
 LOADER_OPTIONS = _loader_options()
 # Dataset errors inside run_recipe name these flags rather than Python parameters.
-DATASET_FLAGS = {
+RECIPE_DATASET_FLAGS = {
     "name": "--dataset", "root": "--data-dir", "crop_size": "--crop-size",
     **{name: _flag(name) for name in LOADER_OPTIONS},
 }
@@ -271,7 +271,7 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _blur(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
+def _blur_from_flags(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
     """The synthetic blur the flags describe (None: the dataset's default); a dataset of real pairs takes none.
 
     A named --blur wins over a recipe's default --blur-kind (argparse refuses both on one command line)."""
@@ -325,7 +325,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
     values["learning_rates"] = tuple(getattr(args, stage.lr_flag) for stage in STAGES)
     try:
-        values["blur"] = _blur(args)
+        values["blur"] = _blur_from_flags(args)
         chosen = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(UMLINConfig)
                   if getattr(args, spec.name) is not None}
         values["model"] = dataclasses.replace(PRESETS[args.preset], **chosen)
@@ -346,7 +346,7 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
     logging.getLogger("flowdeblur").setLevel(logging.INFO)
     try:
-        with spelled_as(DATASET_FLAGS):  # dataset errors name the recipe's flags
+        with spelled_as(RECIPE_DATASET_FLAGS):  # dataset errors name the recipe's flags
             config = config_from_args(args)
             with logging_redirect_tqdm():
                 train(config)
