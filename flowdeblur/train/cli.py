@@ -208,7 +208,8 @@ def _add_loader_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
-    """One --blur-* flag per :class:`BlurSpec` field and one --mix-* flag per other :class:`BlurMixture` field."""
+    """--blur NAME (the named blurs eval and demo take), or --blur-kind with one --blur-* flag per :class:`BlurSpec`
+    field and one --mix-* flag per other :class:`BlurMixture` field."""
     data = parser.add_argument_group("synthetic blur (sharp-only datasets builtin, celeba and lsun)")
     named = data.add_mutually_exclusive_group()
     named.add_argument("--blur", dest="blur_preset", choices=BLUR_PRESETS, default=None,
