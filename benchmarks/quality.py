@@ -7,7 +7,7 @@ averaged) of
 
 - the blurry input; unsharp masking; Wiener and Richardson-Lucy deconvolution given the true kernel (each image's
   own under the mixture), each with its one parameter tuned on the val split (Y-PSNR), scored on Y;
-- UML-IN trained end to end on L1 of the output (the joint stage alone, from the shared-codec start), by
+- UML-IN trained end to end on L1 of the output (the joint stage alone, from the --sharp-init shared start), by
   ``flowdeblur.train.train`` for ``--budget-seconds`` of optimiser steps;
 - a plain residual U-Net and a NAFNet-style network (``nafnet.py``), each with UML-IN's parameter count (within
   10 %), trained on the same crops and batches with Adam and an L1 loss for exactly as many seconds as UML-IN's
@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from baselines import BASELINES, tune
 from common import (
     COMPACT_SIZE,
     TINY,
@@ -59,7 +60,6 @@ from torch.utils.data import Subset
 from unet import unet_with_parameters
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
-from flowdeblur.baselines import BASELINES, tune
 from flowdeblur.config import PRESETS
 from flowdeblur.data import BlurMixture, BlurSpec, DeblurDataset, build_dataset
 from flowdeblur.data.blur import Blur
@@ -91,7 +91,7 @@ ABLATION_PROTOCOL = "gaussian3"
 TEST_CROP = BUILTIN_GRID  # the built-in set's grid cell: 24 test and 24 val crops, training windows in training cells
 PAPER_SHARES = (0.2, 0.2, 0.6, 0.0)  # of the budget for stages 1, 2, 3 (and the joint stage)
 TWO_STAGES = (0.5, 0.5, 0.0, 0.0)  # the paper's rows without stage 3
-JOINT_ONLY = (0.0, 0.0, 0.0, 1.0)  # end to end from the shared-codec start
+JOINT_ONLY = (0.0, 0.0, 0.0, 1.0)  # end to end from the --sharp-init shared start
 JOINT = "joint, L1"  # the variant that is the UML-IN row of every protocol
 LEARNING_RATES = DEMO_LEARNING_RATES  # the shipped model's, per stage
 L1_WEIGHT = 0.01  # the trainer's default

@@ -19,6 +19,7 @@ import click
 
 from . import __version__
 from .checkpoint import CheckpointError
+from .data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
 from .data.errors import DatasetError, spelled_as
 from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 MAX_THREADS = 1024  # more threads than any CPU here has cores; beyond it PyTorch's thread pool fails to map memory
 MAX_TILE = 65536  # the largest side an image of the default --max-pixels can have
 MAX_MEMORY_GIB = 1024.0
-DATASET_FLAGS = {"name": "--dataset", "root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
+EVAL_DATASET_FLAGS = {"name": "--dataset", "root": "--data-dir", "crop_size": "--crop-size", "skip_bad": "--skip-bad"}
 
 
 def _model_option(function: Callable) -> Callable:
@@ -47,38 +48,25 @@ def _model_option(function: Callable) -> Callable:
     )(function)
 
 
-BLUR_NAMES = ("paper", "mix", "mix-blurred", "none")
-
-
 def _blur_option(function: Callable) -> Callable:
     return click.option(
         "--blur",
         "blur_name",
-        type=click.Choice(["auto", *BLUR_NAMES]),
+        type=click.Choice(["auto", *BLUR_PRESETS]),
         default="auto",
         show_default=True,
-        help="Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): paper, the 3x3 Gaussian (sigma 1); "
-        "mix, the default blur mixture (docs/datasets.md#synthetic-blur); mix-blurred, the mixture without its "
-        "no-blur draws; none, the sharp images themselves; auto: mix-blurred for a model trained on a mixture, "
-        "else paper.",
+        help=f"Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): {BLUR_PRESETS_HELP}; auto: "
+        "mix-blurred for a model trained on a mixture, else paper.",
     )(function)
 
 
-def _blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
+def _chosen_blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
     """The blur ``--blur`` names; ``auto`` is the blurred part of the mixture for a model trained on one, else paper."""
-    from .data import BlurMixture, BlurSpec
-
     if name == "auto":
         dataset = model.metadata.get("dataset")
         trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
         name = "mix-blurred" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"
-    blurs = {
-        "paper": BlurSpec(),
-        "mix": BlurMixture(),
-        "mix-blurred": BlurMixture(none=0.0),
-        "none": BlurSpec(kind="none", kernel_size=1),
-    }
-    return blurs[name]
+    return blur_preset(name)
 
 
 def _threads_option(function: Callable) -> Callable:
@@ -334,9 +322,9 @@ def eval_command(
     model = _load(model_dir, options.device)
     split = split or default_eval_split(dataset_name, data_dir)
     extra = {"skip_bad": True} if skip_bad else {}
-    with spelled_as(DATASET_FLAGS):  # dataset errors name this command's flags
+    with spelled_as(EVAL_DATASET_FLAGS):  # dataset errors name this command's flags
         dataset = _open_dataset(dataset_name, root=data_dir, split=split, crop_size=crop_size, seed=seed,
-                                blur=_blur(blur_name, model) if dataset_name in SYNTHETIC else None, **extra)
+                                blur=_chosen_blur(blur_name, model) if dataset_name in SYNTHETIC else None, **extra)
         _evaluate_and_write(
             model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
         )
@@ -379,7 +367,7 @@ def demo(
         model_dir = train_model(demo_training_config(output_dir / "training"))
         click.echo(f"trained model: {model_dir}")
     model = _load(model_dir, options.device)
-    dataset = build_dataset("builtin", split="test", color="rgb", crop_size=None, blur=_blur(blur_name, model))
+    dataset = build_dataset("builtin", split="test", color="rgb", crop_size=None, blur=_chosen_blur(blur_name, model))
     _evaluate_and_write(
         model, model_dir, dataset, options, output_dir / "scores.json", output_dir / "report.html",
         save_dir=output_dir / "deblurred", progress=progress,

@@ -6,9 +6,13 @@ import pytest
 import torch
 from skimage.data import camera
 
-from flowdeblur.baselines import BASELINES, mean_psnr, tune, unsharp_masking
 from flowdeblur.data import BlurMixture, BlurSpec
 from flowdeblur.metrics import PSNR_CAP
+from tests.test_benchmarks import BENCHMARKS
+
+with pytest.MonkeyPatch.context() as patch:  # a module of benchmarks/, imported by plain name as the scripts do
+    patch.syspath_prepend(str(BENCHMARKS))
+    from baselines import BASELINES, mean_psnr, tune, unsharp_masking
 
 NO_BLUR = BlurSpec(kind="none", kernel_size=1)
 

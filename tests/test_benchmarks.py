@@ -17,8 +17,9 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PROTOCOLS = {"gaussian3", "gaussian9", "motion15", "none", "defocus", "mixture"}
 METHODS = {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)", "U-Net",
-           "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4"}
-LEARNED = {"U-Net", "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4"}
+           "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4", "UML-IN pyramid-light, Adam"}
+LEARNED = {"U-Net", "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4",
+           "UML-IN pyramid-light, Adam"}
 COMPACT_PARAMETERS = 587_541  # UML-IN at the compact size
 
 

@@ -92,7 +92,7 @@ def test_the_pyramid_net_sees_every_level():
 def test_each_stage_trains_exactly_its_parts_of_the_pyramid_design(index):
     model = initialised(**PYRAMID)
     perturb_parameters(model, scale=0.05)
-    objective = StageObjective(model, Objectives(l1_weight=0.01, shared_codec=False))
+    objective = StageObjective(model, Objectives(l1_weight=0.01, sharp_init="separate"))
     objective.stage = STAGES[index]
     objective(torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16))["loss"].backward()
     with_grad = {id(p) for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0}

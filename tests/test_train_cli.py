@@ -14,17 +14,19 @@ import pytest
 from accelerate.utils.imports import is_tensorboard_available
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.cli import main
 from flowdeblur.config import PRESETS
 from flowdeblur.data import DATASET_NAMES, BlurMixture, BlurSpec
+from flowdeblur.data.blur_presets import BLUR_PRESETS, blur_preset
 from flowdeblur.data.factory import OPTION_CHOICES, dataset_options
 from flowdeblur.pretrained import shipped_model_dir
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
-from flowdeblur.train.checkpoints import list_checkpoints, resolve_resume
 from flowdeblur.train.cli import NOT_FLAGS, build_parser, config_from_args, run_recipe
 from flowdeblur.train.config import SCHEDULES, steps_by_stage
 from flowdeblur.train.loaders import load_datasets
 from flowdeblur.train.stages import STAGES
+from flowdeblur.train.state import list_checkpoints, resolve_resume
 from tests.data_fixtures import make_celeba, make_gopro, make_paired, truncate
 from tests.test_train_launch import TINY_FLAGS
 
@@ -57,8 +59,8 @@ def recipe_help(name: str, monkeypatch) -> str:
 @pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
 def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     text = " ".join(recipe_help(name, monkeypatch).split())
-    every_flag = ["--" + dest.replace("_", "-") for dest in vars(build_parser("").parse_args([])) if
-                  dest != "schedule_steps"]
+    every_flag = [action.option_strings[0] for action in build_parser("")._actions if action.option_strings and
+                  action.dest != "help"]
     for flag in (*COMMON_FLAGS, *every_flag):
         assert flag in text, flag
     assert text.count("(default:") + text.count("(unset:") == len(every_flag)
@@ -68,7 +70,7 @@ def test_every_recipe_help_lists_every_flag_with_its_default(name, monkeypatch):
     assert f"unset: the dataset's default (default: {blur})" in text
     for architecture in ("wavelet levels L (paper: 3) (unset: --preset's)",
                          "flow steps K per level INN (paper: 4); 0 makes each INN the identity",
-                         "--preset {compact,paper,pyramid}"):
+                         f"--preset {{{','.join(sorted(PRESETS))}}}"):
         assert architecture in text, architecture
 
 
@@ -117,7 +119,10 @@ def test_a_loader_option_from_the_command_line_reaches_the_dataset(tmp_path):
       "error: --skip-bad applies to --dataset paired, gopro, lai, celeba, not lsun"),
      ({"dataset": "builtin", "blur_kind": "gaussian"}, ["--dataset", "paired", "--data-dir", "x"],
       "error: --blur-kind gaussian applies to --dataset builtin, celeba, lsun (sharp images blurred here), not paired, "
-      "which brings its own blurry images: leave --blur-kind unset; recipes/train_paired.py trains on your own pairs")],
+      "which brings its own blurry images: leave --blur-kind unset; recipes/train_paired.py trains on your own pairs"),
+     ({"dataset": "builtin", "blur_kind": "gaussian"}, ["--dataset", "gopro", "--data-dir", "x", "--blur", "mix"],
+      "error: --blur mix applies to --dataset builtin, celeba, lsun (sharp images blurred here), not gopro, "
+      "which brings its own blurry images: leave --blur unset")],
 )
 def test_an_option_the_dataset_does_not_take_is_one_line(tmp_path, capsys, recipe, argv, message):
     assert run_recipe("", argv=[*argv, "--output-dir", str(tmp_path / "out")], **recipe) == 2
@@ -216,6 +221,16 @@ def test_flags_become_the_train_config():
     assert config.resume_from_checkpoint == "latest" and config.mixed_precision == "bf16"
 
 
+@pytest.mark.parametrize("rank, lines", [("0", ["warning: --codec is deprecated; use --sharp-init"]), ("1", [])])
+def test_the_old_codec_flag_sets_sharp_init_with_one_deprecation_line(capsys, monkeypatch, rank, lines):
+    monkeypatch.setenv("RANK", rank)
+    assert config_from_args(build_parser("").parse_args(["--codec", "separate"])).sharp_init == "separate"
+    assert capsys.readouterr().err.splitlines() == lines
+    assert config_from_args(build_parser("").parse_args(["--sharp-init", "separate"])).sharp_init == "separate"
+    assert capsys.readouterr().err == ""
+    assert "--codec" not in build_parser("").format_help()
+
+
 def test_the_schedule_chooses_the_stages_and_a_recipes_steps_belong_to_its_own_schedule():
     parser = build_parser("", schedule="joint", stage4_steps=300)
     assert config_from_args(parser.parse_args([])).stage_steps == (0, 0, 0, 300)
@@ -241,6 +256,23 @@ def test_blur_and_architecture_flags_reach_the_config():
     assert switches.model == UMLINConfig(memory_saving=True, shared_codec=False)
     defocus = config_from_args(build_parser("").parse_args(["--blur-kind", "defocus", "--blur-kernel-size", "9"]))
     assert defocus.blur == BlurSpec(kind="defocus", kernel_size=9)
+
+
+@pytest.mark.parametrize("name", BLUR_PRESETS)
+def test_a_named_blur_is_the_blur_eval_and_demo_give_that_name(name):
+    config = config_from_args(build_parser("", blur_kind="gaussian").parse_args(["--blur", name]))
+    assert config.blur == blur_preset(name)
+    assert [action.choices for action in build_parser("")._actions if "--blur" in action.option_strings] == [
+        BLUR_PRESETS]
+    for command in ("eval", "demo"):
+        option = next(param for param in main.commands[command].params if param.name == "blur_name")
+        assert list(option.type.choices) == ["auto", *BLUR_PRESETS]
+
+
+def test_a_named_blur_and_a_blur_kind_together_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        build_parser("").parse_args(["--blur", "mix", "--blur-kind", "motion"])
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_unknown_recipe_defaults_are_refused():
@@ -362,9 +394,10 @@ def hand_written_flags() -> list[str]:
 
 def test_no_train_config_flag_is_written_by_hand():
     written = hand_written_flags()
-    fields = {"--" + spec.name.replace("_", "-") for spec in dataclasses.fields(TrainConfig)}
+    fields = {"--" + spec.name.replace("_", "-") for spec in dataclasses.fields(TrainConfig)
+              if spec.name not in cli.COMPOSITE_FIELDS}  # --blur names a preset of the blur family, like --preset
     assert not fields & set(written)
-    assert sorted(written) == ["--blur-kind", "--preset", "--schedule"]
+    assert sorted(written) == ["--blur", "--blur-kind", "--preset", "--schedule"]
 
 
 def test_field_flags_take_the_field_s_choices_and_type():

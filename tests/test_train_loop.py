@@ -15,9 +15,9 @@ from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.data import build_dataset
 from flowdeblur.train import TrainConfig, TrainConfigError, train
 from flowdeblur.train import trainer as trainer_module
-from flowdeblur.train.checkpoints import list_checkpoints
 from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
+from flowdeblur.train.state import list_checkpoints
 from tests.flow_checks import ROUND_TRIP_TOLERANCE
 
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)
@@ -50,18 +50,18 @@ def final_weights(path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("model_config", [TINY, replace(TINY, shared_codec=True)], ids=["two-codecs", "one-codec"])
-@pytest.mark.parametrize("shared_codec", [False, True])
+@pytest.mark.parametrize("sharp_init", ["separate", "shared"])
 @pytest.mark.parametrize("index", range(len(STAGES)))
-def test_each_stage_sends_gradients_to_exactly_the_parameters_it_trains(index, shared_codec, model_config):
+def test_each_stage_sends_gradients_to_exactly_the_parameters_it_trains(index, sharp_init, model_config):
     torch.manual_seed(0)
     model = WaveletUNetFlow(model_config)
     blurry, sharp = torch.rand(2, 1, 16, 16), torch.rand(2, 1, 16, 16)
     model.initialize(blurry, sharp)
-    objective = StageObjective(model, Objectives(l1_weight=0.01, shared_codec=shared_codec))
+    objective = StageObjective(model, Objectives(l1_weight=0.01, sharp_init=sharp_init))
     objective.stage = STAGES[index]
     objective(blurry, sharp)["loss"].backward()
     with_grad = {id(p) for p in model.parameters() if p.grad is not None}
-    trained = model.codec("blur") if shared_codec and index == 0 else None
+    trained = model.codec("blur") if sharp_init == "shared" and index == 0 else None
     expected = STAGES[index].parameters(model) if trained is None else list(trained.parameters())
     assert with_grad == {id(p) for p in expected}
 
@@ -94,7 +94,7 @@ def test_the_joint_schedule_starts_at_the_identity_and_trains_every_part(tmp_pat
     torch.manual_seed(config.seed)
     objective_model.initialize(first["blurry"], first["sharp"])
     objective_model.start_sharp_from_blur()
-    with torch.no_grad():  # the shared-codec start: the U returns its input
+    with torch.no_grad():  # the --sharp-init shared start: the U returns its input
         torch.testing.assert_close(objective_model(first["blurry"]), first["blurry"], atol=2e-5, rtol=0)
     model = WaveletUNetFlow.from_pretrained(train(config))
     summary = model.metadata["stages"]["joint"]
@@ -104,13 +104,13 @@ def test_the_joint_schedule_starts_at_the_identity_and_trains_every_part(tmp_pat
     assert set(model.metadata["stages"]) == {"joint"}
 
 
-@pytest.mark.parametrize("codec", ["shared", "separate"])
-def test_a_shared_codec_hands_stage_1_inns_to_the_sharp_branch(tmp_path, codec):
-    weights = final_weights(train(tiny_config(tmp_path, codec, stage_steps=(2, 0, 0, 0), codec=codec)))
+@pytest.mark.parametrize("sharp_init", ["shared", "separate"])
+def test_sharp_init_shared_hands_stage_1_inns_to_the_sharp_branch(tmp_path, sharp_init):
+    weights = final_weights(train(tiny_config(tmp_path, sharp_init, stage_steps=(2, 0, 0, 0), sharp_init=sharp_init)))
     blur = {k[len("flows.blur."):]: v for k, v in weights.items() if k.startswith("flows.blur.")}
     sharp = {k[len("flows.sharp."):]: v for k, v in weights.items() if k.startswith("flows.sharp.")}
     same = all(torch.equal(blur[k], sharp[k]) for k in blur)
-    assert same == (codec == "shared")
+    assert same == (sharp_init == "shared")
 
 
 @pytest.mark.parametrize("steps, said", [((1, 0, 0, 0), "the INNs trained in stage 1"),
@@ -123,7 +123,7 @@ def test_the_log_says_what_the_sharp_branch_starts_from(tmp_path, caplog, steps,
 
 def test_init_from_fine_tunes_a_model_from_its_own_weights_sharp_codec_included(tmp_path):
     """With a learning rate of almost zero, one fine-tuning step ends where the model started; a sharp codec copied
-    from the blur codec (what a fresh shared-codec run does) would not."""
+    from the blur codec (what a fresh run with sharp_init shared does) would not."""
     start = train(tiny_config(tmp_path, "start", stage_steps=(0, 0, 0, 3), learning_rates=(1e-3,) * 4))
     before = final_weights(start)
     assert not torch.equal(before["flows.sharp.0.module_list.1.log_s"], before["flows.blur.0.module_list.1.log_s"])

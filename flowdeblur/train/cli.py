@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import inspect
 import logging
@@ -21,11 +22,12 @@ from ..checkpoint import CheckpointError, read_config
 from ..config import PRESET_NOTES, PRESETS, UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
+from ..data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from ..data.errors import spelled_as
 from ..data.factory import LOADERS, OPTION_CHOICES, OPTION_HELP, SYNTHETIC, dataset_options
-from .checkpoints import interruption_note
 from .config import SCHEDULES, TrainConfig, TrainConfigError
 from .stages import STAGES
+from .state import interruption_note
 from .trainer import train
 
 _MIXTURE = BlurMixture()
@@ -52,7 +54,8 @@ NOT_FLAGS = {
 # TrainConfig fields set by a family of flags rather than a flag of their own, and which.
 COMPOSITE_FIELDS = {
     "model": "--preset and one flag per UMLINConfig field",
-    "blur": "--blur-kind, one --blur-* flag per BlurSpec field and one --mix-* flag per BlurMixture field",
+    "blur": "--blur NAME, or --blur-kind with one --blur-* flag per BlurSpec field and one --mix-* flag per "
+    "BlurMixture field",
     "data_options": "one flag per loader option",
     "stage_steps": "--schedule and one --stageN-steps flag per stage",
     "learning_rates": "one --stageN-lr flag per stage",
@@ -61,11 +64,28 @@ COMPOSITE_FIELDS = {
 FIELD_GROUPS = {
     "dataset": "data", "data_dir": "data", "crop_size": "data", "num_workers": "data", "validation_images": "data",
     "warmup_steps": "stages", "l1_weight": "stages", "pixel_loss": "stages", "stage3_pixel_weight": "stages",
-    "stage4_ssim_weight": "stages", "stage4_nll_weight": "stages", "codec": "stages", "max_grad_norm": "stages",
+    "stage4_ssim_weight": "stages", "stage4_nll_weight": "stages", "sharp_init": "stages", "max_grad_norm": "stages",
 }
 FIELD_METAVARS = {"init_from": "NAME|DIR"}
+# Old spellings of field flags, still accepted for one release with a deprecation line: old flag -> field.
+DEPRECATED_FLAGS = {"--codec": "sharp_init"}
 FIELD_FLAGS = tuple(spec.name for spec in dataclasses.fields(TrainConfig) if spec.name not in COMPOSITE_FIELDS)
 FROM_SCHEDULE = "from --schedule"
+
+
+def _first_process() -> bool:
+    """Whether this is the first process of a launch (or the only one): the one that prints notes and errors."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+class _Respelled(argparse.Action):
+    """A flag's value under any of its spellings; one given in :data:`DEPRECATED_FLAGS` prints a deprecation line."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if option_string in DEPRECATED_FLAGS and _first_process():
+            print(f"warning: {option_string} is deprecated; use {self.option_strings[0]}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _flag(name: str) -> str:
@@ -86,7 +106,7 @@ def _loader_options() -> dict[str, dict[str, inspect.Parameter]]:
 
 LOADER_OPTIONS = _loader_options()
 # Dataset errors inside run_recipe name these flags rather than Python parameters.
-DATASET_FLAGS = {
+RECIPE_DATASET_FLAGS = {
     "name": "--dataset", "root": "--data-dir", "crop_size": "--crop-size",
     **{name: _flag(name) for name in LOADER_OPTIONS},
 }
@@ -94,6 +114,15 @@ DATASET_FLAGS = {
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Each flag's default in its help (or what an unset flag takes); the recipe's description kept as written."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        """A flag as the help lists it, without its deprecated spellings."""
+        current = [flag for flag in action.option_strings if flag not in DEPRECATED_FLAGS]
+        if current == action.option_strings:
+            return super()._format_action_invocation(action)
+        shown = copy.copy(action)
+        shown.option_strings = current
+        return super()._format_action_invocation(shown)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.help and "(unset: " in action.help:
@@ -126,18 +155,23 @@ def _plain(text: str) -> str:
     return re.sub(r":\w+:`~?(?:[\w.]*\.)?(\w+)`", r"\1", text).replace("``", "")
 
 
-def _add_flag(group: argparse._ArgumentGroup, flag: str, kind: Any, default: Any, text: str, **extra: Any) -> None:
+def _add_flag(group: argparse._ArgumentGroup, flag: str, kind: Any, default: Any, text: str, *old: str,
+              **extra: Any) -> None:
     """The one way a flag is made from a typed value: ``bool`` is ``--flag/--no-flag``, ``Literal[...]`` gives the
-    choices, any other type converts the text; ``X | None`` is a flag of type ``X``."""
+    choices, any other type converts the text; ``X | None`` is a flag of type ``X``. ``old`` spellings (of a flag
+    that is not a bool) are accepted with a deprecation line."""
     arguments = [arg for arg in typing.get_args(kind) if arg is not type(None)]
     if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(arguments) == 1:
         kind = arguments[0]
     if kind is bool:
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-    elif typing.get_origin(kind) is Literal:
-        group.add_argument(flag, choices=typing.get_args(kind), default=default, help=text, **extra)
+        return
+    action = _Respelled if old else "store"
+    if typing.get_origin(kind) is Literal:
+        extra["choices"] = typing.get_args(kind)
     else:
-        group.add_argument(flag, type=kind, default=default, help=text, **extra)
+        extra["type"] = kind
+    group.add_argument(flag, *old, action=action, default=default, help=text, **extra)
 
 
 def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
@@ -147,7 +181,8 @@ def _add_field_flags(groups: dict[str, argparse._ArgumentGroup]) -> None:
     for name in FIELD_FLAGS:
         group = groups[FIELD_GROUPS.get(name, "run")]
         extra = {"metavar": FIELD_METAVARS[name]} if name in FIELD_METAVARS else {}
-        _add_flag(group, _flag(name), hints[name], defaults[name], described[name], **extra)
+        old = [flag for flag, field_name in DEPRECATED_FLAGS.items() if field_name == name]
+        _add_flag(group, _flag(name), hints[name], defaults[name], described[name], *old, **extra)
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -173,11 +208,16 @@ def _add_loader_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
-    """One --blur-* flag per :class:`BlurSpec` field and one --mix-* flag per other :class:`BlurMixture` field."""
+    """--blur NAME (the named blurs eval and demo take), or --blur-kind with one --blur-* flag per :class:`BlurSpec`
+    field and one --mix-* flag per other :class:`BlurMixture` field."""
     data = parser.add_argument_group("synthetic blur (sharp-only datasets builtin, celeba and lsun)")
-    data.add_argument("--blur-kind", choices=(*KINDS, "mix"), default=None,
-                      help="one kind of blur for every image, or 'mix': one drawn per image from the --mix-* "
-                      "mixture; unset: the dataset's default")
+    named = data.add_mutually_exclusive_group()
+    named.add_argument("--blur", dest="blur_preset", choices=BLUR_PRESETS, default=None,
+                       help=f"a named blur, as flowdeblur eval and demo name them: {BLUR_PRESETS_HELP}; the "
+                       "--blur-* and --mix-* flags do not apply to it (unset: --blur-kind)")
+    named.add_argument("--blur-kind", choices=(*KINDS, "mix"), default=None,
+                       help="one kind of blur for every image, or 'mix': one drawn per image from the --mix-* "
+                       "mixture; unset: the dataset's default")
     for name in BLUR_FIELDS:
         default = getattr(BlurSpec, name)
         kind = float if default is None else type(default)
@@ -197,7 +237,8 @@ def _add_stage_flags(stages: argparse._ArgumentGroup) -> None:
     """--schedule, then each stage's --stageN-steps and --stageN-lr, from :data:`STAGES`."""
     stages.add_argument("--schedule", choices=sorted(SCHEDULES), default="joint",
                         help="which stages run, and their steps unless --stageN-steps is given: paper, stages 1-3 "
-                        "(Appendix A); joint, the joint stage alone, from the shared-codec start (docs/training.md)")
+                        "(Appendix A); joint, the joint stage alone, from the --sharp-init shared start "
+                        "(docs/training.md)")
     for stage in STAGES:
         stages.add_argument(_flag(stage.steps_flag), type=int, default=None,
                             help=f"optimiser steps of stage {stage.number}: {stage.description}; 0 skips it (unset: "
@@ -231,16 +272,21 @@ def build_parser(description: str, **defaults: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _blur(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
-    """The synthetic blur the flags describe (None: the dataset's default); a dataset of real pairs takes none."""
-    if args.blur_kind is None:
+def _blur_from_flags(args: argparse.Namespace) -> BlurSpec | BlurMixture | None:
+    """The synthetic blur the flags describe (None: the dataset's default); a dataset of real pairs takes none.
+
+    A named --blur wins over a recipe's default --blur-kind (argparse refuses both on one command line)."""
+    flag, value = ("--blur", args.blur_preset) if args.blur_preset is not None else ("--blur-kind", args.blur_kind)
+    if value is None:
         return None
     if args.dataset not in SYNTHETIC:
         raise TrainConfigError(
-            f"--blur-kind {args.blur_kind} applies to --dataset {', '.join(sorted(SYNTHETIC))} (sharp images blurred "
-            f"here), not {args.dataset}, which brings its own blurry images: leave --blur-kind unset"
+            f"{flag} {value} applies to --dataset {', '.join(sorted(SYNTHETIC))} (sharp images blurred "
+            f"here), not {args.dataset}, which brings its own blurry images: leave {flag} unset"
             + ("; recipes/train_paired.py trains on your own pairs" if args.dataset == "paired" else "")
         )
+    if args.blur_preset is not None:
+        return blur_preset(args.blur_preset)
     common = {name: getattr(args, f"blur_{name}") for name in BLUR_FIELDS}
     if args.blur_kind == "mix":
         shared = {name: common[name] for name in MIXTURE_SHARED}
@@ -280,7 +326,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
     values["learning_rates"] = tuple(getattr(args, stage.lr_flag) for stage in STAGES)
     try:
-        values["blur"] = _blur(args)
+        values["blur"] = _blur_from_flags(args)
         chosen = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(UMLINConfig)
                   if getattr(args, spec.name) is not None}
         values["model"] = dataclasses.replace(PRESETS[args.preset], **chosen)
@@ -296,12 +342,12 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
     """Parse the command line over a recipe's defaults and train; a user error is one line and exit status 2, Ctrl-C
     a note on what was kept and the command that continues the run (exit status 130). Under a launcher of several
     processes each line is printed by the first process only (every process meets the same error)."""
-    first_process = os.environ.get("RANK", "0") == "0"
+    first_process = _first_process()
     args = build_parser(description, **defaults).parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
     logging.getLogger("flowdeblur").setLevel(logging.INFO)
     try:
-        with spelled_as(DATASET_FLAGS):  # dataset errors name the recipe's flags
+        with spelled_as(RECIPE_DATASET_FLAGS):  # dataset errors name the recipe's flags
             config = config_from_args(args)
             with logging_redirect_tqdm():
                 train(config)

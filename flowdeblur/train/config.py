@@ -13,10 +13,9 @@ from ..data.choices import DatasetName
 from ..fields import field_problems
 from .losses import PixelLoss
 from .schedule import OptimizerName
-from .stages import STAGES, ImageLoss, Objectives
+from .stages import STAGES, ImageLoss, Objectives, SharpInit
 
 MixedPrecision = Literal["no", "fp16", "bf16"]
-Codec = Literal["shared", "separate"]
 Tracker = Literal["none", "tensorboard"]
 STAGE_COUNT = len(STAGES)
 
@@ -54,8 +53,9 @@ class TrainConfig:
     ``batch_size`` is per process, so one
     step sees ``batch_size x gradient_accumulation_steps x processes`` images. ``checkpointing_steps`` and
     ``validation_steps`` count steps over all stages (0: never, apart from the final validation).
-    ``codec`` "shared" trains one INN per level on blurry and sharp images alike in stage 1 and starts the sharp
-    branch as its copy in stage 2 (see docs/training.md); "separate" trains the two branches apart from the start.
+    ``sharp_init`` "shared" trains one INN per level on blurry and sharp images alike in stage 1 and starts the
+    sharp branch as its copy in stage 2 (see docs/training.md); "separate" trains the two branches apart from the
+    start.
     ``mixed_precision`` None takes Accelerate's setting (``accelerate config`` or ``accelerate launch
     --mixed_precision``), "no" without one. ``init_from`` (a model directory or a shipped model's name) starts the
     run from that model's weights, to fine-tune it; ``model`` must then be its architecture.
@@ -81,8 +81,8 @@ class TrainConfig:
         stage3_pixel_weight: weight of --pixel-loss beside L_SSIM in stage 3 (the paper: 0).
         stage4_ssim_weight: weight of L_SSIM beside --pixel-loss in the joint stage.
         stage4_nll_weight: weight of L_ML (bits/dim of both branches) in the joint stage.
-        codec: shared: one INN per level learns blurry and sharp images in stage 1 and the sharp branch starts as its
-            copy; separate: each branch learns its own images (docs/training.md).
+        sharp_init: how the sharp branch starts: shared: as a copy of the INNs stage 1 trained on blurry and sharp
+            images alike; separate: each branch learns its own images (docs/training.md).
         max_grad_norm: gradient clipping.
         gradient_accumulation_steps: batches accumulated into one optimiser step.
         mixed_precision: autocast precision of the networks, log-dets and losses stay float32 (unset: Accelerate's
@@ -122,7 +122,7 @@ class TrainConfig:
     stage3_pixel_weight: float = 0.0
     stage4_ssim_weight: float = 0.0
     stage4_nll_weight: float = 0.0
-    codec: Codec = "shared"
+    sharp_init: SharpInit = "shared"
     max_grad_norm: float = 50.0
     gradient_accumulation_steps: int = 1
     mixed_precision: MixedPrecision | None = None
@@ -181,7 +181,7 @@ class TrainConfig:
         """What the stages minimise, from these settings."""
         return Objectives(
             l1_weight=self.l1_weight,
-            shared_codec=self.codec == "shared",
+            sharp_init=self.sharp_init,
             stage3=ImageLoss(self.pixel_loss, pixel_weight=self.stage3_pixel_weight, ssim_weight=1.0),
             joint=ImageLoss(self.pixel_loss, pixel_weight=1.0, ssim_weight=self.stage4_ssim_weight,
                             nll_weight=self.stage4_nll_weight),

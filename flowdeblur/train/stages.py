@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from ..model import BRANCHES, WaveletUNetFlow
 from .losses import gaussian_nll_bits_per_dim, latent_mse, mlr_loss, pixel_loss, ssim_loss
+
+# How the sharp branch starts: as a copy of the INNs stage 1 trains on both kinds of images, or on its own.
+SharpInit = Literal["shared", "separate"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,11 @@ class ImageLoss:
 
 @dataclass(frozen=True)
 class Objectives:
-    """What the stages minimise beyond their fixed losses: λ of Eq. 13, the codec, the image losses."""
+    """What the stages minimise beyond their fixed losses: λ of Eq. 13, whose INNs learn the sharp images in stage 1
+    (``sharp_init`` "shared": the blur branch's), the image losses."""
 
     l1_weight: float = 0.01
-    shared_codec: bool = True
+    sharp_init: SharpInit = "shared"
     stage3: ImageLoss = field(default_factory=ImageLoss)
     joint: ImageLoss = field(default_factory=lambda: ImageLoss(pixel_weight=1.0, ssim_weight=0.0))
 
@@ -101,7 +106,7 @@ class StageObjective(nn.Module):
         super().__init__()
         self.model = model
         self.objectives = objectives
-        self.sharp_branch = "blur" if objectives.shared_codec else "sharp"
+        self.sharp_branch = "blur" if objectives.sharp_init == "shared" else "sharp"
         self.stage = STAGES[0]
 
     def forward(self, blurry: Tensor, sharp: Tensor) -> dict[str, Tensor]:
@@ -156,7 +161,7 @@ class StageObjective(nn.Module):
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage(1, "mlr", "L_MLR (Eq. 13) on the INNs (one codec for both branches unless --codec separate)",
+    Stage(1, "mlr", "L_MLR (Eq. 13) on the INNs (one INN per level for both branches unless --sharp-init separate)",
           ("blur", "sharp"), StageObjective._mlr, learning_rate=1e-3),
     Stage(2, "transfer", "L_MSE (Eq. 11) on the transfer nets, INNs frozen", ("transfer",), StageObjective._transfer,
           learning_rate=1e-3),

@@ -26,14 +26,14 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError
 from ..model import WaveletUNetFlow
-from .checkpoints import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
-from .report import StageMeter, format_losses, mean_losses
+from .meter import StageMeter, format_losses, mean_losses
 from .schedule import stage_optimizer, stage_scheduler
 from .stages import STAGES, Stage, StageObjective
-from .validate import evaluate, format_scores
+from .state import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
+from .validate import format_scores, validate
 
 logger = get_logger(__name__)
 MODEL_DIR = "model"
@@ -257,18 +257,18 @@ class _Training:
         return summary
 
     def _finish_stage(self, stage: Stage) -> None:
-        """Move on to the next stage; with a shared codec, the sharp branch starts as a copy of stage 1's INNs (a
-        fine-tuned model whose stage 1 ran no steps keeps its own)."""
-        if stage is STAGES[0] and self.config.codec == "shared":
+        """Move on to the next stage; with ``sharp_init`` "shared", the sharp branch starts as a copy of stage 1's INNs
+        (a fine-tuned model whose stage 1 ran no steps keeps its own)."""
+        if stage is STAGES[0] and self.config.sharp_init == "shared":
             if self.config.stage_steps[0]:
                 self.model.start_sharp_from_blur()
-                logger.info("shared codec: the sharp branch starts from the INNs trained in stage 1")
+                logger.info("sharp_init shared: the sharp branch starts from the INNs trained in stage 1")
             elif self.config.init_from is not None:
                 logger.info(f"the sharp branch keeps the INNs of {self.config.init_from} (stage 1 ran no steps)")
             else:
                 self.model.start_sharp_from_blur()
-                logger.info("shared codec: the sharp branch starts from the blur branch's INNs, untrained (stage 1 "
-                            "ran no steps)")
+                logger.info("sharp_init shared: the sharp branch starts from the blur branch's INNs, untrained "
+                            "(stage 1 ran no steps)")
         self.progress.stage, self.progress.stage_step = stage.number, 0
 
     def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, float]:
@@ -320,7 +320,7 @@ class _Training:
 
     def _validate(self) -> None:
         global_step = self._global_step()
-        scores = evaluate(self.accelerator, self.model, self.val_loader)
+        scores = validate(self.accelerator, self.model, self.val_loader)
         logger.info(f"validation at step {global_step}: {format_scores(scores)}")
         self.accelerator.log({f"val/{name}": value for name, value in scores.items()}, step=global_step)
         self.last_validation = (global_step, scores)

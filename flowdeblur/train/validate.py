@@ -14,7 +14,7 @@ from ..model import WaveletUNetFlow
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model: WaveletUNetFlow, loader: DataLoader) -> dict[str, float]:
+def validate(accelerator: Accelerator, model: WaveletUNetFlow, loader: DataLoader) -> dict[str, float]:
     """Mean ``psnr``, ``ssim``, ``mse`` of the deblurred images and ``blurry_*`` of the inputs, over all processes.
 
     ``loader`` must be prepared by ``accelerator`` (so that ``gather_for_metrics`` drops the padding that evens

@@ -1,4 +1,4 @@
-"""Classical deblurring baselines from scikit-image, for honest comparisons in reports and benchmarks.
+"""Classical deblurring baselines from scikit-image, for honest comparisons in the benchmarks.
 
 Unsharp masking (blind), and Wiener and Richardson–Lucy deconvolution *given the true kernel* (non-blind,
 so they know more than the model does). Each works per channel on (C, H, W) tensors in [0, 1]; the
@@ -17,7 +17,7 @@ import torch
 from skimage.filters import unsharp_mask
 from skimage.restoration import richardson_lucy, wiener
 
-from .metrics import PSNR_CAP, image_scores
+from flowdeblur.metrics import PSNR_CAP, image_scores
 
 Restorer = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
