@@ -154,5 +154,5 @@ PRESET_NOTES: dict[str, str] = {
     "pyramid": "pyramid: compact codecs and one NAFBlock encoder-decoder across the latent pyramid (and one level "
                "below it) that restores the coarsest low-pass too; 1.28 M parameters",
     "pyramid-light": "pyramid-light: the pyramid preset with light codecs (1 flow step per level, 16-channel 3x3 "
-                     "couplings), as good per step in half the time; 1.16 M parameters",
+                     "couplings), as good per step in half the time; 1.16 M parameters (the general model)",
 }
