@@ -18,6 +18,7 @@ from .checkpoint import CheckpointError, read_model_dir, save_model_dir
 from .color import channels_to_image, image_to_channels
 from .config import UMLINConfig
 from .flows import Encoding, WaveletFlow, build_level_flow
+from .preflight import check_model_dir, mismatch
 from .pyramid_transfer import FullResolutionStage, PyramidTransfer
 from .transfer import TransferNet
 
@@ -228,10 +229,8 @@ class WaveletUNetFlow(nn.Module):
         With the default factories the directory is checked first (its size and whether the weights fit the config,
         :func:`flowdeblur.preflight.check_model_dir`), so a damaged config never allocates a huge model.
         """
-        from .preflight import check_model_dir, mismatch  # imported here: preflight builds models of this class
-
         if not factories:
-            check_model_dir(directory)
+            check_model_dir(directory, cls)
         header, state = read_model_dir(directory, device)
         try:
             config = UMLINConfig.from_dict(header["config"])

@@ -5,15 +5,16 @@ out-of-memory crash or PyTorch's list of every mismatched key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
+from torch import nn
 
 from .checkpoint import CONFIG_NAME, WEIGHTS_NAME, CheckpointError, read_config
 from .config import UMLINConfig
 from .data.errors import preview
-from .model import WaveletUNetFlow
 
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights; the paper's model has about 1.1 million
 SHOWN = 3
@@ -21,10 +22,16 @@ SHOWN = 3
 Shapes = dict[str, tuple[int, ...]]
 
 
-def meta_model(config: UMLINConfig) -> WaveletUNetFlow:
-    """The model ``config`` describes, built on the meta device: shapes and counts without allocating anything."""
+ModelBuilder = Callable[[UMLINConfig], nn.Module]
+
+
+def meta_model(build: ModelBuilder, config: UMLINConfig) -> nn.Module:
+    """The model ``build(config)`` makes, built on the meta device: shapes and counts without allocating anything.
+
+    The model class is handed in (``WaveletUNetFlow`` passes itself), so this module never imports the model's.
+    """
     with torch.device("meta"):
-        return WaveletUNetFlow(config)
+        return build(config)
 
 
 def weight_shapes(path: Path) -> Shapes:
@@ -54,12 +61,12 @@ def mismatch(expected: Shapes, found: Shapes) -> list[str]:
     return [f"{len(names)} {kind}: {preview(names, SHOWN)}" for kind, names in kinds if names]
 
 
-def check_model_dir(directory: str | Path) -> None:
-    """Refuse, with one short CheckpointError, a model directory whose config describes a model over
-    MAX_PARAMETERS or whose weights do not fit that config; nothing is allocated on the way."""
+def check_model_dir(directory: str | Path, build: ModelBuilder) -> None:
+    """Refuse, with one short CheckpointError, a model directory whose config describes a model (as ``build`` makes
+    it) over MAX_PARAMETERS or whose weights do not fit that config; nothing is allocated on the way."""
     directory = Path(directory)
     config = UMLINConfig.from_dict(read_config(directory)["config"])
-    model = meta_model(config)
+    model = meta_model(build, config)
     count = sum(parameter.numel() for parameter in model.parameters())
     if count > MAX_PARAMETERS:
         raise CheckpointError(
