@@ -46,9 +46,11 @@ def with_parameters(build: Callable[[int], Network], target: int) -> Network:
 
 
 def train_for(
-    model: nn.Module, accelerator: Accelerator, batches: Iterator[dict[str, Any]], seconds: float, lr: float = 1e-3
+    model: nn.Module, accelerator: Accelerator, batches: Iterator[dict[str, Any]], seconds: float, lr: float = 1e-3,
+    max_steps: int | None = None,
 ) -> dict[str, float]:
-    """Adam on the L1 loss, one batch per step, until ``seconds`` have passed; returns steps, seconds, images/s.
+    """Adam on the L1 loss, one batch per step, until ``seconds`` have passed (or ``max_steps`` steps are taken);
+    returns steps, seconds, images/s.
 
     ``model`` must already be prepared by ``accelerator``; ``batches`` are its ``{"blurry", "sharp"}`` batches.
     """
@@ -56,7 +58,7 @@ def train_for(
     model.train()
     steps = images = 0
     started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    while time.perf_counter() - started < seconds and (max_steps is None or steps < max_steps):
         batch = next(batches)
         loss = F.l1_loss(model(batch["blurry"]), batch["sharp"])
         accelerator.backward(loss)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from dataclasses import replace
@@ -24,9 +25,9 @@ from typing import Any
 
 import quality as q
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from common import TINY, add_common_arguments, describe_machine, machine, markdown_table, set_threads, write_json
+from learned import train_for
 from nafnet import NAFNet
 from torch import nn
 from torch.utils.data import Subset
@@ -45,15 +46,8 @@ def trained_nafnet(width: int, steps: int, lr: float, settings: q.Settings, trai
     accelerator = Accelerator(mixed_precision="no")
     loader = training_loader(train_set, config)
     model, prepared = accelerator.prepare(NAFNet(1, width), loader)
-    batches = batch_stream(accelerator, prepared, loader.sampler)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        batch = next(batches)
-        F.l1_loss(model(batch["blurry"]), batch["sharp"]).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return model.eval()
+    train_for(model, accelerator, batch_stream(accelerator, prepared, loader.sampler), math.inf, lr=lr, max_steps=steps)
+    return model
 
 
 def trained_uml_in(

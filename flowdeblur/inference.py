@@ -27,6 +27,7 @@ from .model import WaveletUNetFlow
 from .tiling import TileBudgetError, cheapest_tile, process_tiled, tile_grid
 
 OUTPUT_SUFFIX = ".png"
+LEADS_NOWHERE = "a symbolic link that leads nowhere (a loop or a missing target)"
 Status = Literal["written", "skipped", "failed"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
@@ -151,14 +152,18 @@ class Outcome:
     pixels: int = 0
 
 
+def _leads_nowhere(path: Path) -> bool:
+    """A symbolic link whose target does not resolve: a loop, or a target that is missing."""
+    return path.is_symlink() and not path.exists()
+
+
 def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
     """Why ``output_dir`` cannot take the outputs (an input folder itself, under a file, a link that leads nowhere,
     not writable), or None. Checked before any work, so that a run never deblurs images it then cannot write.
     """
     for path in (output_dir, *output_dir.parents):
-        if path.is_symlink() and not path.exists():
-            return f"cannot write into {output_dir}: {path} is a symbolic link that leads nowhere (a loop or a " \
-                   "missing target)"
+        if _leads_nowhere(path):
+            return f"cannot write into {output_dir}: {path} is {LEADS_NOWHERE}"
     resolved = os.path.realpath(output_dir)
     for given in inputs:
         if given.is_dir() and os.path.realpath(given) == resolved:
@@ -186,7 +191,7 @@ def _folder_images(folder: Path, output_dir: Path) -> tuple[list[Path], list[Pat
         path for path in folder.rglob("*")
         if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
     )
-    broken = [path for path in named if path.is_symlink() and not path.exists()]
+    broken = [path for path in named if _leads_nowhere(path)]
     images = [path for path in named if path.is_file() and not (skip and path.resolve().is_relative_to(skip))]
     return images, broken
 
@@ -207,8 +212,7 @@ def plan_jobs(inputs: Sequence[Path], output_dir: Path) -> tuple[list[Job], list
     for given in inputs:
         if given.is_dir():
             found, broken = _folder_images(given, output_dir)
-            failures += [Outcome(link, "failed", f"{link}: a symbolic link that leads nowhere (a loop or a missing "
-                                 "target)") for link in broken]
+            failures += [Outcome(link, "failed", f"{link}: {LEADS_NOWHERE}") for link in broken]
             if not found and not broken:
                 readable = ", ".join(sorted(IMAGE_SUFFIXES))
                 failures.append(Outcome(given, "failed", f"{given}: folder holds no images ({readable})"))
