@@ -107,10 +107,10 @@ def forward_seconds(image: Path, model: str | None, repeats: int) -> float:
     """Median wall seconds of ``model(image)`` in this process, under ``torch.inference_mode``, after a warm-up."""
     import torch
 
+    from flowdeblur import WaveletUNetFlow
     from flowdeblur.data.io import read_image
-    from flowdeblur.pretrained import load_model
 
-    network = load_model(model).eval()
+    network = WaveletUNetFlow.from_pretrained(model).eval()
     batch = read_image(image)[None]
     times = []
     with torch.inference_mode():

@@ -19,7 +19,8 @@ import torch
 from common import markdown_table, set_threads, write_json
 from quality import PROTOCOLS, TEST_CROP, classical_results, model_scores, psnr_cell, split, triples
 
-from flowdeblur.pretrained import SHIPPED_MODELS, load_model
+from flowdeblur import WaveletUNetFlow
+from flowdeblur.pretrained import SHIPPED_MODELS
 
 
 def protocol_rows(protocol: str, models: list[str]) -> dict[str, dict[str, Any]]:
@@ -31,8 +32,8 @@ def protocol_rows(protocol: str, models: list[str]) -> dict[str, dict[str, Any]]
         label = f"{method}, {result['parameter']}={result['value']}" if "parameter" in result else method
         rows[method] = {"label": label, **{metric: result[metric] for metric in ("psnr", "ssim", "mse")}}
     for name in models:
-        rows[f"UML-IN {name}"] = {"label": f"UML-IN `{name}`", **model_scores(load_model(name), test,
-                                                                            torch.device("cpu"))}
+        scores = model_scores(WaveletUNetFlow.from_pretrained(name), test, torch.device("cpu"))
+        rows[f"UML-IN {name}"] = {"label": f"UML-IN `{name}`", **scores}
     return rows
 
 

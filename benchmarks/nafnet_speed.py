@@ -23,7 +23,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from flowdeblur import WaveletUNetFlow
 from flowdeblur.config import PRESETS
-from flowdeblur.pretrained import load_model
 
 
 def gmac_per_megapixel(network: torch.nn.Module, side: int = 256) -> float:
@@ -41,7 +40,8 @@ def networks() -> dict[str, torch.nn.Module]:
     """The networks timed: NAFNet-width32, the shipped model, every named preset (random weights)."""
     torch.manual_seed(0)
     presets = {f"UML-IN {name}": WaveletUNetFlow(config).eval() for name, config in PRESETS.items()}
-    return {"NAFNet-width32": nafnet_w32().eval(), "UML-IN general (shipped)": load_model("general"), **presets}
+    shipped = WaveletUNetFlow.from_pretrained("general")
+    return {"NAFNet-width32": nafnet_w32().eval(), "UML-IN general (shipped)": shipped, **presets}
 
 
 def main() -> None:

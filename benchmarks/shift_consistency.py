@@ -70,9 +70,8 @@ def test_crops(protocol: str, count: int) -> Tensor:
 def load(name: str) -> torch.nn.Module:
     """A shipped model by name or a model directory; ``tiny`` is an untrained tiny UML-IN (for ``--quick``)."""
     from flowdeblur import WaveletUNetFlow
-    from flowdeblur.pretrained import load_model
 
-    return WaveletUNetFlow(TINY).eval() if name == "tiny" else load_model(name)
+    return WaveletUNetFlow(TINY).eval() if name == "tiny" else WaveletUNetFlow.from_pretrained(name)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from .lazy import lazy_getattr
 __version__ = "0.1.0"
 
 _MODULES = {
-    "CheckpointError": "checkpoint",
+    "CheckpointError": "model_format",
     "Encoding": "model",
     "UMLINConfig": "config",
     "WaveletUNetFlow": "model",

@@ -16,9 +16,9 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the file should be as readable as any other
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and writers that recreate the file) make 0600; as readable as any
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

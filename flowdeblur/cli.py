@@ -7,6 +7,7 @@ and ``deblur`` never loads the trainer or scikit-image.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import sys
@@ -18,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
-from .checkpoint import CheckpointError
 from .data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
 from .data.errors import DatasetError, spelled_as
-from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_model
+from .model_format import CheckpointError
+from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS
 
 if TYPE_CHECKING:
     import torch
@@ -42,9 +43,10 @@ def _model_option(function: Callable) -> Callable:
     return click.option(
         "--model",
         "model_dir",
-        metavar="NAME|DIR",
-        help=f"A shipped model ({names}; `flowdeblur info` describes them) or a model directory (config.json + "
-        f"model.safetensors). Default: {DEFAULT_MODEL}.",
+        metavar="NAME|DIR|OWNER/NAME",
+        help=f"A shipped model ({names}; `flowdeblur info` describes them), a model directory (config.json + "
+        "model.safetensors) or a Hugging Face Hub id (from the Hub cache, or downloaded; HF_HUB_OFFLINE=1 reads the "
+        f"cache alone). Default: {DEFAULT_MODEL}.",
     )(function)
 
 
@@ -56,17 +58,25 @@ def _blur_option(function: Callable) -> Callable:
         default="auto",
         show_default=True,
         help=f"Synthetic blur of the sharp-only datasets (builtin, celeba, lsun): {BLUR_PRESETS_HELP}; auto: "
-        "mix-blurred for a model trained on a mixture, else paper.",
+        "the blurred part of the mixture the model was trained on (mix-blurred for general), else paper.",
     )(function)
 
 
 def _chosen_blur(name: str, model: WaveletUNetFlow) -> BlurSpec | BlurMixture:
-    """The blur ``--blur`` names; ``auto`` is the blurred part of the mixture for a model trained on one, else paper."""
-    if name == "auto":
-        dataset = model.metadata.get("dataset")
-        trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
-        name = "mix-blurred" if isinstance(trained_on, dict) and trained_on.get("kind") == "mixture" else "paper"
-    return blur_preset(name)
+    """The blur ``--blur`` names; ``auto`` is the blurred part of the mixture a model was trained on (its metadata's
+    record; mix-blurred where that record is unreadable), else paper."""
+    if name != "auto":
+        return blur_preset(name)
+    dataset = model.metadata.get("dataset")
+    trained_on = dataset.get("blur") if isinstance(dataset, dict) else None
+    if not isinstance(trained_on, dict) or trained_on.get("kind") != "mixture":
+        return blur_preset("paper")
+    from .data import BlurMixture
+
+    try:
+        return dataclasses.replace(BlurMixture.from_description(trained_on), none=0.0)
+    except (KeyError, TypeError, DatasetError):
+        return blur_preset("mix-blurred")
 
 
 def _threads_option(function: Callable) -> Callable:
@@ -142,8 +152,10 @@ def _max_pixels_option(function: Callable) -> Callable:
 
 
 def _load(model_dir: str | None, device: str | torch.device = "cpu") -> WaveletUNetFlow:
+    from .model import WaveletUNetFlow  # torch and FrEIA: imported by the commands that load a model
+
     try:
-        return load_model(model_dir, device=device)
+        return WaveletUNetFlow.from_pretrained(model_dir or DEFAULT_MODEL, device=device)
     except CheckpointError as error:
         raise click.ClickException(str(error)) from error
 
@@ -175,7 +187,6 @@ def _open_dataset(name: str, **arguments: Any) -> Any:
 
 def _evaluate_and_write(
     model: WaveletUNetFlow,
-    model_dir: str | None,
     dataset: Any,
     options: TileOptions,
     json_path: Path | None,
@@ -191,7 +202,7 @@ def _evaluate_and_write(
         evaluation = evaluate(model, dataset, options, **evaluate_options)
     except (DatasetError, CheckpointError, TileBudgetError) as error:
         raise click.ClickException(str(error)) from error
-    context = evaluation_context(model, resolve_model(model_dir), dataset.description, options)
+    context = evaluation_context(model, dataset.description, options)
     click.echo(format_summary(evaluation.summary))
     if json_path is not None:
         click.echo(f"scores: {write_scores(json_path, evaluation, context)}")
@@ -326,7 +337,7 @@ def eval_command(
         dataset = _open_dataset(dataset_name, root=data_dir, split=split, crop_size=crop_size, seed=seed,
                                 blur=_chosen_blur(blur_name, model) if dataset_name in SYNTHETIC else None, **extra)
         _evaluate_and_write(
-            model, model_dir, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
+            model, dataset, options, json_path, report_path, max_visuals=report_images, progress=progress
         )
 
 
@@ -369,7 +380,7 @@ def demo(
     model = _load(model_dir, options.device)
     dataset = build_dataset("builtin", split="test", color="rgb", crop_size=None, blur=_chosen_blur(blur_name, model))
     _evaluate_and_write(
-        model, model_dir, dataset, options, output_dir / "scores.json", output_dir / "report.html",
+        model, dataset, options, output_dir / "scores.json", output_dir / "report.html",
         save_dir=output_dir / "deblurred", progress=progress,
     )
 
@@ -393,4 +404,4 @@ def info(model_dir: str | None) -> None:
     if model_dir is None:
         shipped = "\n".join(f"  {name:<10}{purpose}" for name, purpose in SHIPPED_MODELS.items())
         click.echo(f"shipped models (--model NAME):\n{shipped}\n")
-    click.echo(describe_model(_load(model_dir), resolve_model(model_dir)))
+    click.echo(describe_model(_load(model_dir)))

@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .atomic import atomic_write
-from .checkpoint import CheckpointError
 from .color import image_to_channels
 from .data import DatasetError, write_image
 from .inference import TileOptions, deblur_image
 from .metrics import METRICS, PSNR_CAP, SCORE_SPACES, image_scores, mean_scores
 from .model import WaveletUNetFlow
+from .model_format import CheckpointError
 
 KINDS = ("blurry", "deblurred")
 LATENT_KINDS = ("blurry", "transferred", "sharp")
@@ -227,11 +227,11 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 def evaluation_context(
-    model: WaveletUNetFlow, model_dir: Path, dataset_description: Mapping[str, Any], options: TileOptions
+    model: WaveletUNetFlow, dataset_description: Mapping[str, Any], options: TileOptions
 ) -> dict[str, Any]:
     """The facts an evaluation's JSON and report carry beside the numbers: model, dataset, protocol, tiling."""
     return {
-        "model": str(model_dir),
+        "model": str(model.directory),
         "model_config": model.config.to_dict(),
         "model_metadata": model.metadata,
         "parameters": model.parameter_counts()["total"],

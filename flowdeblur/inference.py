@@ -18,12 +18,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError
 from .config import UMLINConfig
 from .data import DatasetError, ImageInfo, read_image_with_info, write_image
 from .data.choices import DEFAULT_MAX_MEMORY
 from .data.io import IMAGE_SUFFIXES
 from .model import WaveletUNetFlow
+from .model_format import CheckpointError
 from .tiling import TileBudgetError, cheapest_tile, process_tiled, tile_grid
 
 OUTPUT_SUFFIX = ".png"

@@ -7,6 +7,8 @@ sharp ones (Eq. 7); synthesis runs the sharp branch backwards from the coarsest 
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import CheckpointError, read_model_dir, save_model_dir
 from .color import channels_to_image, image_to_channels
 from .config import UMLINConfig
 from .flows import Encoding, WaveletFlow, build_level_flow
-from .preflight import check_model_dir, mismatch
+from .model_format import check_fits, locate_model, read_header, read_weights, write_model_dir
 from .pyramid_transfer import FullResolutionStage, PyramidTransfer
 from .transfer import TransferNet
 
@@ -103,6 +104,7 @@ class WaveletUNetFlow(nn.Module):
         super().__init__()
         self.config = config = config or UMLINConfig()
         self.metadata: dict[str, Any] = {}
+        self.directory: Path | None = None  # where from_pretrained read it from
         names = (SHARED,) if config.shared_codec else BRANCHES
         self.flows = nn.ModuleDict({
             name: WaveletFlow(config.channels, config.levels, factory=lambda level: flow_factory(config, level))
@@ -215,40 +217,52 @@ class WaveletUNetFlow(nn.Module):
         counts["total"] = count(self)
         return counts
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` (architecture + metadata) and ``model.safetensors``, each atomically."""
+    def save_pretrained(self, directory: str | Path, name: str | None = None) -> Path:
+        """Write ``model.safetensors``, ``config.json`` (architecture + metadata) and a ``README.md`` model card,
+        each atomically: the Hub's layout, so the directory can be uploaded as it is. ``name`` titles the card."""
+        from .model_card import model_card
+
+        directory = Path(directory)
         header = {"config": self.config.to_dict(), "metadata": self.metadata}
-        return save_model_dir(directory, header, self.state_dict())
+        card = functools.partial(model_card, self, name or str(directory))
+        return write_model_dir(directory, header, self.state_dict(), card)
+
+    def push_to_hub(
+        self, repo_id: str, *, private: bool | None = None, token: str | None = None, branch: str | None = None,
+        commit_message: str = "Upload a flowdeblur model", create_pr: bool = False,
+    ) -> str:
+        """Upload the directory :meth:`save_pretrained` writes (its card as the repository's README) to the Hub
+        repository ``repo_id``, created if missing; returns the commit's URL."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, name=repo_id)
+            return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=branch,
+                                     commit_message=commit_message, create_pr=create_pr)
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, device: str | torch.device = "cpu", **factories: Any
+        cls, model: str | Path, *, device: str | torch.device = "cpu", **options: Any
     ) -> WaveletUNetFlow:
-        """Load a directory written by :meth:`save_pretrained`; raises :class:`CheckpointError` if unusable.
+        """Load a shipped model by name, a directory written by :meth:`save_pretrained`, or a Hub id (``owner/name``,
+        from the Hub cache or downloaded; ``HF_HUB_OFFLINE=1`` reads the cache alone).
 
-        With the default factories the directory is checked first (its size and whether the weights fit the config,
-        :func:`flowdeblur.preflight.check_model_dir`), so a damaged config never allocates a huge model.
+        Raises :class:`~flowdeblur.model_format.CheckpointError`, one short message, for anything unusable.
+
+        ``options`` are factories (``flow_factory``, ``transfer_factory``) or go to ``hf_hub_download``
+        (``revision``, ``cache_dir``, ``token``, ``force_download``, ``local_files_only``). ``config.json`` is read
+        once; the model it describes is sized and matched against the weights on the meta device before anything is
+        allocated.
         """
-        if not factories:
-            check_model_dir(directory, cls)
-        header, state = read_model_dir(directory, device)
-        try:
-            config = UMLINConfig.from_dict(header["config"])
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{Path(directory) / 'config.json'} has an invalid config: {error}") from error
-        model = cls(config, **factories)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
-            lines = mismatch(expected, {name: tuple(tensor.shape) for name, tensor in state.items()})
-            raise CheckpointError(
-                f"weights in {directory} do not match the architecture in its config.json:\n  " + "\n  ".join(lines)
-            ) from error
-        not_finite = next((name for name, tensor in state.items() if tensor.is_floating_point()
-                           and not bool(torch.isfinite(tensor).all())), None)
-        if not_finite is not None:
-            raise CheckpointError(f"weights in {directory} are not finite ({not_finite} holds inf or nan); the model "
-                                  "would write black or empty images, so it is refused")
-        model.metadata = dict(header.get("metadata") or {})
-        return model.to(device).eval()
+        factories = {key: options.pop(key) for key in ("flow_factory", "transfer_factory") if key in options}
+        directory = locate_model(model, **options)
+        header, config = read_header(directory)
+        check_fits(directory, config, functools.partial(cls, **factories))
+        state = read_weights(directory, device)
+        loaded = cls(config, **factories)
+        loaded.load_state_dict(state, strict=True)
+        loaded.metadata = dict(header.get("metadata") or {})
+        loaded.directory = directory
+        return loaded.to(device).eval()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .model import WaveletUNetFlow
@@ -66,7 +65,7 @@ def validation_note(metadata: Mapping[str, Any]) -> str | None:
             "  Scores on blurred images only: flowdeblur eval (--blur mix-blurred), or the model's card.")
 
 
-def describe_model(model: WaveletUNetFlow, directory: Path) -> str:
+def describe_model(model: WaveletUNetFlow) -> str:
     """Directory, config, parameter counts per level and branch, and the training metadata it carries."""
     config = "\n".join(f"  {key:<26}{value}" for key, value in model.config.to_dict().items())
     if model.metadata:
@@ -81,7 +80,7 @@ def describe_model(model: WaveletUNetFlow, directory: Path) -> str:
         trained = "  (no training metadata recorded in config.json)"
     return "\n\n".join(
         [
-            f"model: {directory}",
+            f"model: {model.directory}",
             f"config:\n{config}",
             f"parameters:\n{parameter_table(model)}",
             f"trained:\n{trained}",

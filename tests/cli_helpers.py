@@ -32,14 +32,14 @@ def save_tiny_model(directory: Path, color: str = "y") -> Path:
     return directory
 
 
-def run_command(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run the installed ``flowdeblur`` console script in a real subprocess, on one thread.
+def run_command(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the installed ``flowdeblur`` console script in a real subprocess, on one thread, with ``env`` added.
 
     One thread because on a busy 2-core machine PyTorch's two threads make the many small operations of a
     tiny model several times slower (docs/cli.md, "Speed and memory").
     """
     script = Path(sys.executable).with_name("flowdeblur")
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [str(script), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False
     )

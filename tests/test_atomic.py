@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.atomic import atomic_write
 
 
@@ -21,10 +22,26 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     assert path.read_text(encoding="utf-8") == "old" and os.listdir(path.parent) == ["scores.json"]
 
 
-def test_the_file_is_as_readable_as_any_other(tmp_path):
+def _recreate(tmp):
+    """A writer that replaces the file it is given, as safetensors' save_file does: the new file is 0600."""
+    tmp.unlink()
+    os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+@pytest.mark.parametrize("write", [lambda tmp: tmp.write_text("<p>", encoding="utf-8"), _recreate])
+def test_the_file_is_as_readable_as_any_other(tmp_path, write):
     umask = os.umask(0o022)
     try:
-        atomic_write(tmp_path / "page.html", lambda tmp: tmp.write_text("<p>", encoding="utf-8"))
+        atomic_write(tmp_path / "page.html", write)
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "page.html").stat().st_mode) == 0o644
+
+
+def test_saved_weights_are_as_readable_as_any_other(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        WaveletUNetFlow(UMLINConfig(levels=1, steps=1, hidden_channels=4)).save_pretrained(tmp_path / "model")
+    finally:
+        os.umask(umask)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "model").iterdir()} == {0o644}

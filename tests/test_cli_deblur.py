@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image, ImageCms
 
-import flowdeblur.pretrained
+import flowdeblur.model_format
 from flowdeblur.cli import main
 from flowdeblur.color import rgb_to_ycbcr
 from flowdeblur.data import read_image, read_image_with_info, write_image
@@ -285,7 +285,7 @@ def test_a_device_this_machine_lacks_is_one_line_before_any_work(tmp_path, model
 
 
 def test_no_model_and_no_shipped_model_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(flowdeblur.pretrained, "shipped_model_dir", lambda name="general": tmp_path / "not-installed")
+    monkeypatch.setattr(flowdeblur.model_format, "shipped_directory", lambda name: tmp_path / "not-installed")
     source = save(tmp_path / "a.png", smooth(9, 20, 20, 3))
     result = deblur(source, "-o", tmp_path / "out")
     assert result.exit_code == 1
@@ -294,23 +294,24 @@ def test_no_model_and_no_shipped_model_is_one_clear_error(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("name", ["general", "gauss3"])
 def test_model_takes_a_shipped_name_or_a_directory(tmp_path, model_dir, name, monkeypatch):
-    from flowdeblur.pretrained import SHIPPED_MODELS, resolve_model, shipped_model_dir
+    from flowdeblur.model_format import locate_model
+    from flowdeblur.pretrained import SHIPPED_MODELS, shipped_directory
 
-    assert resolve_model(name) == shipped_model_dir(name) and resolve_model(None) == shipped_model_dir("general")
-    assert resolve_model(str(model_dir)) == model_dir
+    assert locate_model(name) == shipped_directory(name) and locate_model(None) == shipped_directory("general")
+    assert locate_model(str(model_dir)) == model_dir
     monkeypatch.chdir(tmp_path)
     (tmp_path / name).mkdir()
-    assert resolve_model(name) == Path(name)  # a directory of that name wins
+    assert locate_model(name) == Path(name)  # a directory of that name wins
     assert set(SHIPPED_MODELS) == {"general", "gauss3"}
     missing = deblur(save(tmp_path / "a.png", smooth(9, 20, 20, 3)), "-o", tmp_path / "out", "--model", "nope")
-    assert missing.exit_code == 1 and "not a shipped model (general, gauss3)" in missing.stderr
+    assert missing.exit_code == 1 and "nor a shipped model (general, gauss3)" in missing.stderr
 
 
 def test_choosing_gauss3_by_name_says_what_it_is_for(tmp_path):
     source = save(tmp_path / "a.png", smooth(9, 24, 24, 3))
     chosen = deblur(source, "-o", tmp_path / "out", "--model", "gauss3")
     assert chosen.exit_code == 0 and "model gauss3: the paper's protocol only" in chosen.stderr
-    assert "damages sharp photos and other blurs" in chosen.stderr
+    assert "other blurs are not removed" in chosen.stderr
     assert "model general" not in deblur(source, "-o", tmp_path / "again", "--model", "general").stderr
 
 

@@ -246,8 +246,8 @@ def test_demo_train_trains_a_model_then_evaluates_it(tmp_path, monkeypatch):
 
     evaluated = {}
 
-    def evaluate_and_write(model, model_dir, dataset, *args, **kwargs):
-        evaluated.update(model=model, model_dir=model_dir, dataset=dataset.description)
+    def evaluate_and_write(model, dataset, *args, **kwargs):
+        evaluated.update(model=model, dataset=dataset.description)
 
     monkeypatch.setattr(flowdeblur.demo, "demo_training_config", tiny_training)
     monkeypatch.setattr(flowdeblur.cli, "_evaluate_and_write", evaluate_and_write)
@@ -255,7 +255,7 @@ def test_demo_train_trains_a_model_then_evaluates_it(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["demo", "--train", "--output-dir", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert f"trained model: {out / 'training' / 'model'}" in result.stdout
-    assert evaluated["model_dir"] == out / "training" / "model"
+    assert evaluated["model"].directory == out / "training" / "model"
     assert evaluated["model"].config == UMLINConfig(**TINY)
     assert evaluated["dataset"]["dataset"] == "builtin" and evaluated["dataset"]["split"] == "test"
 
@@ -263,3 +263,15 @@ def test_demo_train_trains_a_model_then_evaluates_it(tmp_path, monkeypatch):
 def test_demo_train_with_a_model_is_a_usage_error(tmp_path, model_dir):
     result = CliRunner().invoke(main, ["demo", "--train", "--model", str(model_dir)])
     assert result.exit_code == 2 and "--train" in result.output
+
+
+def test_auto_blur_is_the_blurred_part_of_the_model_s_own_training_mixture(tmp_path, monkeypatch):
+    """gauss3 trains on the paper's blur with a fifth of the crops sharp: auto scores it on the paper's blur alone."""
+    chosen = {}
+    monkeypatch.setattr(flowdeblur.cli, "_evaluate_and_write",
+                        lambda model, dataset, *args, **kwargs: chosen.update(dataset.description["blur"]))
+    assert CliRunner().invoke(main, ["demo", "--model", "gauss3", "--output-dir", str(tmp_path)]).exit_code == 0
+    assert chosen["probabilities"] == {"none": 0.0, "gaussian": 1.0, "defocus": 0.0, "motion": 0.0}
+    assert chosen["gaussian_sigma"] == [1.0, 1.0] and chosen["gaussian_kernel_size"] == 3
+    assert CliRunner().invoke(main, ["demo", "--output-dir", str(tmp_path)]).exit_code == 0
+    assert chosen["probabilities"]["none"] == 0.0 and chosen["motion_length"] == [3.0, 20.0]  # general: mix-blurred

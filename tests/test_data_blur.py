@@ -179,3 +179,13 @@ def test_a_mixture_of_the_papers_blur_and_sharp_images_draws_exactly_those_two()
     paper = next(spec for spec in drawn if spec.kind == "gaussian")
     assert paper == BlurSpec(sigma=1.0, kernel_size=3, noise_std=0.0)
     assert mixture.describe(0)["gaussian_kernel_size"] == 3 and "gaussian_kernel_size" not in BlurMixture().describe(0)
+
+
+@pytest.mark.parametrize("mixture", [
+    BlurMixture(),
+    BlurMixture(none=0.2, gaussian=0.8, defocus=0.0, motion=0.0, sigma=(1.0, 1.0), gaussian_kernel_size=3,
+                noise_std=(0.0, 0.0), quantize=False),
+])
+def test_a_recorded_mixture_is_rebuilt_from_its_description(mixture):
+    recorded = json.loads(json.dumps(mixture.describe(7)))  # as a model's metadata holds it
+    assert BlurMixture.from_description(recorded) == mixture

@@ -172,7 +172,7 @@ def test_save_and_load_round_trip(tmp_path):
     model = small_model("rgb")
     model.metadata = {"trained_on": "builtin"}
     model.save_pretrained(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = WaveletUNetFlow.from_pretrained(tmp_path / "m")
     assert loaded.config == model.config and loaded.metadata == model.metadata
     for key, value in model.state_dict().items():
@@ -223,7 +223,7 @@ def test_a_missing_directory_is_named(tmp_path):
 def test_saving_over_a_model_leaves_no_temporary_files(tmp_path):
     directory = _saved(tmp_path)
     small_model("y").save_pretrained(directory)
-    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in directory.iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
 
 def test_a_shared_codec_is_one_wavelet_flow_for_both_branches_and_the_u_starts_as_the_identity(tmp_path):

@@ -14,7 +14,6 @@ from PIL import Image
 from flowdeblur import CheckpointError, UMLINConfig, WaveletUNetFlow
 from flowdeblur.cli import main
 from flowdeblur.fields import check_fields
-from flowdeblur.pretrained import load_model
 from tests.cli_helpers import TINY, save_tiny_model
 
 
@@ -53,7 +52,7 @@ def edited(saved, tmp_path, **changes):
 def test_a_bad_config_is_one_line_before_anything_is_allocated(saved, tmp_path, changes, message):
     directory = edited(saved, tmp_path, **changes)
     with pytest.raises(CheckpointError) as raised:
-        load_model(directory)
+        WaveletUNetFlow.from_pretrained(directory)
     assert message in str(raised.value)
     result = CliRunner().invoke(main, ["info", "--model", str(directory)])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and message in result.stderr
@@ -128,7 +127,7 @@ def test_a_model_with_a_weight_that_is_not_finite_is_refused_before_anything_is_
         model.state_dict()[name].view(-1)[0] = math.inf
     model.save_pretrained(tmp_path / "inf")
     with pytest.raises(CheckpointError, match=f"{name} holds inf or nan"):
-        load_model(tmp_path / "inf")
+        WaveletUNetFlow.from_pretrained(tmp_path / "inf")
     image = tmp_path / "in.png"
     Image.fromarray(np.full((20, 20, 3), 128, dtype=np.uint8)).save(image)
     result = CliRunner().invoke(main, ["deblur", str(image), "-o", str(tmp_path / "out"), "--model",

@@ -19,7 +19,6 @@ from flowdeblur.config import PRESETS
 from flowdeblur.data import DATASET_NAMES, BlurMixture, BlurSpec
 from flowdeblur.data.blur_presets import BLUR_PRESETS, blur_preset
 from flowdeblur.data.factory import OPTION_CHOICES, dataset_options
-from flowdeblur.pretrained import shipped_model_dir
 from flowdeblur.train import TrainConfig, TrainConfigError, cli
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.cli import NOT_FLAGS, build_parser, config_from_args, run_recipe
@@ -154,7 +153,7 @@ def test_init_from_takes_the_named_model_s_architecture(tmp_path, capsys, extra,
         assert capsys.readouterr().err.splitlines() == [message]
     else:
         config = config_from_args(build_parser("", dataset="builtin").parse_args(argv))
-        assert config.model == WaveletUNetFlow.from_pretrained(shipped_model_dir("gauss3")).config
+        assert config.model == WaveletUNetFlow.from_pretrained("gauss3").config
         assert config.init_from == "gauss3"
 
 
@@ -404,7 +403,7 @@ def test_field_flags_take_the_field_s_choices_and_type():
     actions = {name: found[0] for name, found in field_flag_actions().items() if found}
     assert actions["pixel_loss"].choices == ("l1", "charbonnier")
     assert actions["mixed_precision"].choices == ("no", "fp16", "bf16") and actions["mixed_precision"].default is None
-    assert actions["dataset"].choices == DATASET_NAMES and actions["init_from"].metavar == "NAME|DIR"
+    assert actions["dataset"].choices == DATASET_NAMES and actions["init_from"].metavar == "NAME|DIR|OWNER/NAME"
     assert actions["batch_size"].type is int and actions["l1_weight"].type is float
 
 

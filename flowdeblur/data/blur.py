@@ -9,6 +9,7 @@ the key, so that each epoch draws fresh kernels and noise (still the same in eve
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -204,6 +205,21 @@ class BlurMixture:
     def apply(self, image: torch.Tensor, seed: int, index: Key) -> torch.Tensor:
         """Blur a (C, H, W) image with the blur it draws (see :meth:`draw`)."""
         return self.draw(seed, index).apply(image, seed, index)
+
+    @classmethod
+    def from_description(cls, facts: Mapping[str, Any]) -> BlurMixture:
+        """The mixture :meth:`describe` recorded (a model's training blur, from its metadata); KeyError, TypeError or
+        DatasetError where the facts are not such a record."""
+        return cls(
+            **{kind: facts["probabilities"][kind] for kind in KINDS},
+            sigma=tuple(facts["gaussian_sigma"]),
+            radius=tuple(facts["defocus_radius"]),
+            motion_length=tuple(facts["motion_length"]),
+            noise_std=tuple(facts["noise_std"]),
+            gaussian_kernel_size=facts.get("gaussian_kernel_size", 0),
+            border=facts["border"],
+            quantize=facts["quantized_bits"] is not None,
+        )
 
     def describe(self, seed: int) -> dict[str, Any]:
         """The mixture as JSON-ready facts, for a dataset's description and a report."""

@@ -18,13 +18,13 @@ from typing import Any, Literal
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..checkpoint import CheckpointError, read_config
 from ..config import PRESET_NOTES, PRESETS, UMLINConfig
 from ..data import DATASET_NAMES, BlurMixture, BlurSpec, DatasetError
 from ..data.blur import BORDERS, KINDS
 from ..data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from ..data.errors import spelled_as
 from ..data.factory import LOADERS, OPTION_CHOICES, OPTION_HELP, SYNTHETIC, dataset_options
+from ..model_format import CheckpointError, locate_model, read_header
 from .config import SCHEDULES, TrainConfig, TrainConfigError
 from .stages import STAGES
 from .state import interruption_note
@@ -66,7 +66,7 @@ FIELD_GROUPS = {
     "warmup_steps": "stages", "l1_weight": "stages", "pixel_loss": "stages", "stage3_pixel_weight": "stages",
     "stage4_ssim_weight": "stages", "stage4_nll_weight": "stages", "sharp_init": "stages", "max_grad_norm": "stages",
 }
-FIELD_METAVARS = {"init_from": "NAME|DIR"}
+FIELD_METAVARS = {"init_from": "NAME|DIR|OWNER/NAME"}
 # Old spellings of field flags, still accepted for one release with a deprecation line: old flag -> field.
 DEPRECATED_FLAGS = {"--codec": "sharp_init"}
 FIELD_FLAGS = tuple(spec.name for spec in dataclasses.fields(TrainConfig) if spec.name not in COMPOSITE_FIELDS)
@@ -307,12 +307,10 @@ def _loader_values(args: argparse.Namespace) -> dict[str, object]:
 
 def _fine_tuned_architecture(init_from: str, chosen: dict[str, Any]) -> UMLINConfig:
     """The architecture of the model ``--init-from`` names; model flags beside it are a TrainConfigError."""
-    from ..pretrained import resolve_model
-
     if chosen:
         flags = ", ".join(_flag(name) for name in chosen)
         raise TrainConfigError(f"--init-from {init_from} trains that model's architecture; leave out {flags}")
-    return UMLINConfig.from_dict(read_config(resolve_model(init_from))["config"])
+    return read_header(locate_model(init_from))[1]
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

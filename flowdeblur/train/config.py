@@ -57,8 +57,8 @@ class TrainConfig:
     sharp branch as its copy in stage 2 (see docs/training.md); "separate" trains the two branches apart from the
     start.
     ``mixed_precision`` None takes Accelerate's setting (``accelerate config`` or ``accelerate launch
-    --mixed_precision``), "no" without one. ``init_from`` (a model directory or a shipped model's name) starts the
-    run from that model's weights, to fine-tune it; ``model`` must then be its architecture.
+    --mixed_precision``), "no" without one. ``init_from`` (a shipped model's name, a model directory or a Hub id)
+    starts the run from that model's weights, to fine-tune it; ``model`` must then be its architecture.
 
     Attributes:
         dataset: dataset to train on.
@@ -94,8 +94,8 @@ class TrainConfig:
         validation_steps: validate every N steps (0: only at the end of each stage).
         validation_images: validation images scored each time (the first of the val split).
         report_to: experiment tracker.
-        init_from: fine-tune a model: start from the weights and architecture of a model directory or a shipped
-            model (general, gauss3); --preset and the model flags are then not used.
+        init_from: fine-tune a model: start from the weights and architecture of a shipped model (general,
+            gauss3), a model directory or a Hugging Face Hub id; --preset and the model flags are then not used.
 
     Example:
         >>> config = TrainConfig(stage_steps=(2, 2, 2, 0), batch_size=2, crop_size=32,

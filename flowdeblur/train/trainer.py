@@ -24,8 +24,8 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from ..checkpoint import CheckpointError
 from ..model import WaveletUNetFlow
+from ..model_format import CheckpointError
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
@@ -116,10 +116,8 @@ def _starting_model(config: TrainConfig) -> WaveletUNetFlow:
     architecture."""
     if config.init_from is None:
         return WaveletUNetFlow(config.model)
-    from ..pretrained import load_model
-
     try:
-        model = load_model(config.init_from)
+        model = WaveletUNetFlow.from_pretrained(config.init_from)
     except CheckpointError as error:
         raise TrainConfigError(f"--init-from {config.init_from}: {error}") from error
     if model.config != config.model:
