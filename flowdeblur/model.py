@@ -34,41 +34,24 @@ __all__ = ["BRANCHES", "Encoding", "WaveletUNetFlow", "default_flow_factory", "d
 
 def default_flow_factory(config: UMLINConfig, level: int) -> nn.Module:
     """The paper's per-level INN: K steps on 3C detail channels, conditioned on the C-channel low-pass."""
-    return build_level_flow(
-        channels=3 * config.channels,
-        condition_channels=config.channels,
-        steps=config.steps,
-        kernel_size=config.kernel_size,
-        hidden_channels=config.hidden_channels,
-        clamp=config.clamp,
-        memory_saving=config.memory_saving,
-    )
+    return build_level_flow(3 * config.channels, config.channels, steps=config.steps, kernel_size=config.kernel_size,
+                            hidden_channels=config.hidden_channels, clamp=config.clamp,
+                            memory_saving=config.memory_saving)
 
 
 def default_transfer_factory(config: UMLINConfig, level: int) -> nn.Module:
     """The transfer net h_Γ^(l) of Eq. 7 for one level."""
-    return TransferNet(
-        latent_channels=3 * config.channels,
-        condition_channels=config.channels,
-        hidden_channels=config.transfer_hidden_channels,
-        blocks=config.transfer_blocks,
-        kernel_size=config.transfer_kernel_size,
-        dilation=config.transfer_dilation,
-    )
+    return TransferNet(3 * config.channels, config.channels, hidden_channels=config.transfer_hidden_channels,
+                       blocks=config.transfer_blocks, kernel_size=config.transfer_kernel_size,
+                       dilation=config.transfer_dilation)
 
 
 def build_transfer(config: UMLINConfig, transfer_factory: TransferFactory) -> nn.Module:
     """The transfer part (Eq. 7): one net per level from ``transfer_factory``, or one pyramid net for all levels."""
     if config.transfer_net == "pyramid":
-        return PyramidTransfer(
-            latent_channels=3 * config.channels,
-            condition_channels=config.channels,
-            levels=config.levels,
-            width=config.transfer_hidden_channels,
-            blocks=config.transfer_blocks,
-            extra_levels=config.transfer_extra_levels,
-            restore_lowpass=config.restore_lowpass,
-        )
+        return PyramidTransfer(3 * config.channels, config.channels, levels=config.levels,
+                               width=config.transfer_hidden_channels, blocks=config.transfer_blocks,
+                               extra_levels=config.transfer_extra_levels, restore_lowpass=config.restore_lowpass)
     return nn.ModuleList(transfer_factory(config, level) for level in range(config.levels))
 
 
@@ -114,14 +97,14 @@ class WaveletUNetFlow(nn.Module):
         self.refine = build_refine(config)
 
     def codec(self, branch: str) -> WaveletFlow:
-        """The branch's wavelet flow: f̃ for "blur", f for "sharp" (Eq. 6); the same one with a shared codec."""
+        """The branch's wavelet flow: f̃ for "blur", f for "sharp" (Eq. 6); one flow for both with ``shared_codec``."""
         if branch not in BRANCHES:
             raise ValueError(f"branch must be one of {BRANCHES}, got {branch!r}")
         return self.flows[SHARED if self.config.shared_codec else branch]
 
     def start_sharp_from_blur(self) -> None:
-        """Give the sharp codec the blur codec's weights (a no-op when they are one), so the U is an identity map
-        while the transfer nets are; how training with a shared codec in stage 1 hands on to the later stages."""
+        """Give the sharp codec the blur codec's weights (a no-op with ``shared_codec``), so the U is an identity map
+        while the transfer nets are: the training start ``sharp_init="shared"`` (flowdeblur.train.config)."""
         if not self.config.shared_codec:
             self.flows["sharp"].load_state_dict(self.flows["blur"].state_dict())
 

@@ -9,7 +9,6 @@ in a training crop, and since each crop is blurred on its own, no test pixel inf
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -28,29 +27,19 @@ FLAT_STD = 0.02
 # Photographs and natural textures bundled with scikit-image (no pooch download). Left out: clock (already
 # motion-blurred), cat (the same photo as chelsea), the right stereo view (nearly the left one), retina (mostly
 # smooth; it would dominate), and synthetic or binary images.
-SOURCES: tuple[tuple[str, Callable[[], np.ndarray]], ...] = (
-    ("astronaut", data.astronaut),
-    ("camera", data.camera),
-    ("chelsea", data.chelsea),
-    ("coffee", data.coffee),
-    ("coins", data.coins),
-    ("rocket", data.rocket),
-    ("motorcycle", lambda: data.stereo_motorcycle()[0]),
-    ("brick", data.brick),
-    ("grass", data.grass),
-    ("gravel", data.gravel),
-    ("moon", data.moon),
-    ("hubble_deep_field", data.hubble_deep_field),
-    ("immunohistochemistry", data.immunohistochemistry),
-    ("page", data.page),
-    ("text", data.text),
-)
+# Each name is a function of skimage.data, except "motorcycle": the left view of stereo_motorcycle.
+SOURCES = ("astronaut", "camera", "chelsea", "coffee", "coins", "rocket", "motorcycle", "brick", "grass", "gravel",
+           "moon", "hubble_deep_field", "immunohistochemistry", "page", "text")
+
+
+def _read_source(name: str) -> np.ndarray:
+    return data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
 
 
 @functools.cache
 def source_images() -> tuple[np.ndarray, ...]:
     """The decoded source images (uint8, (H, W) or (H, W, 3)), decoded once per process."""
-    return tuple(read() for _, read in SOURCES)
+    return tuple(_read_source(name) for name in SOURCES)
 
 
 def _held_out(n: int) -> dict[str, int]:
@@ -107,12 +96,12 @@ def load(root: None, split: str, seed: int, *, blur: Blur, patch_size: int = 128
             f"patch_size {patch_size} leaves no {split} crops", expected="a smaller patch_size", section=SECTION
         )
     first = sum(len(boxes[name]) for name in SPLITS[: SPLITS.index(split)])
-    names = [f"{SOURCES[number][0]}_y{top}_x{left}" for number, top, left in boxes[split]]
+    names = [f"{SOURCES[number]}_y{top}_x{left}" for number, top, left in boxes[split]]
     keys = list(range(first, first + len(names)))
     return Loaded(
         SharpImages(names, keys, Crops(boxes[split], patch_size), blur, seed),
         info={
-            "source_images": [name for name, _ in SOURCES],
+            "source_images": list(SOURCES),
             "patch_size": patch_size,
             "split_sizes": split_sizes(boxes),
             "split_rule": "disjoint grid cells per image: a seeded tenth each for test and val; "

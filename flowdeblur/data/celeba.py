@@ -63,14 +63,8 @@ def _partition(path: Path, files: list[Path], skip_bad: bool) -> tuple[dict[str,
 
 
 def load(
-    root: Path,
-    split: str,
-    seed: int,
-    *,
-    blur: Blur,
-    resize: int | None = 128,
-    num_samples: int | None = PAPER_SAMPLES,
-    skip_bad: bool = False,
+    root: Path, split: str, seed: int, *, blur: Blur, resize: int | None = 128,
+    num_samples: int | None = PAPER_SAMPLES, skip_bad: bool = False,
 ) -> Loaded:
     """A seeded sample of CelebA's aligned faces, square-cropped, resized and blurred by ``blur``."""
     check_size("resize", resize, section=SECTION)

@@ -20,12 +20,7 @@ EXPECTED = "GOPRO_Large/{train,test}/<sequence>/{blur,blur_gamma,sharp}/*.png (r
 
 
 def load(
-    root: Path,
-    split: str,
-    seed: int,
-    *,
-    blur_folder: str = "blur",
-    skip_bad: bool = False,
+    root: Path, split: str, seed: int, *, blur_folder: str = "blur", skip_bad: bool = False,
     full_test_frames: bool = True,
 ) -> Loaded:
     """GoPro pairs of one split; ``blur_folder`` "blur" (the common protocol) or "blur_gamma"."""

@@ -36,13 +36,7 @@ def _under(root: Path, name: str) -> Path:
 
 
 def load(
-    root: Path,
-    split: str,
-    seed: int,
-    *,
-    subset: str = "all",
-    real: bool = False,
-    skip_bad: bool = False,
+    root: Path, split: str, seed: int, *, subset: str = "all", real: bool = False, skip_bad: bool = False,
     full_test_frames: bool = True,
 ) -> Loaded:
     """Lai et al.'s synthetic pairs (``subset`` "uniform", "nonuniform" or "all") or, with ``real``, its real set."""

@@ -110,13 +110,7 @@ def _sample_keys(path: Path, count: int | None, seed: int) -> tuple[list[bytes],
 
 
 def load(
-    root: Path,
-    split: str,
-    seed: int,
-    *,
-    blur: Blur,
-    resize: int | None = 128,
-    num_samples: int | None = PAPER_SAMPLES,
+    root: Path, split: str, seed: int, *, blur: Blur, resize: int | None = 128, num_samples: int | None = PAPER_SAMPLES,
 ) -> Loaded:
     """A seeded sample of one LSUN category, square-cropped, resized and blurred by ``blur``."""
     check_size("resize", resize, section=SECTION)
