@@ -207,7 +207,8 @@ class WaveletUNetFlow(nn.Module):
 
         directory = Path(directory)
         header = {"config": self.config.to_dict(), "metadata": self.metadata}
-        card = functools.partial(model_card, self, name or str(directory))
+        card = functools.partial(model_card, self.config, self.metadata, self.parameter_counts()["total"],
+                                 name or str(directory))
         return write_model_dir(directory, header, self.state_dict(), card)
 
     def push_to_hub(

@@ -7,10 +7,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .model import WaveletUNetFlow
+from .config import UMLINConfig
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 LICENSE = "mit"  # the project's licence; the card's data section names the training images' own terms
@@ -100,16 +99,16 @@ def _front_matter(metadata: Mapping[str, Any]) -> str:
                          tags=list(TAGS), datasets=datasets).to_yaml()
 
 
-def model_card(model: WaveletUNetFlow, name: str, weights: Path) -> str:
-    """The card of ``model`` published as ``name`` (a Hub id or a directory), its weights at ``weights``."""
-    metadata = model.metadata
+def model_card(config: UMLINConfig, metadata: Mapping[str, Any], parameters: int, name: str, weights: Path) -> str:
+    """The card of a model (its architecture, training record and parameter count) published as ``name`` (a Hub id
+    or a directory), its weights at ``weights``."""
     dataset = metadata.get("dataset")
     return TEMPLATE.read_text(encoding="utf-8").format(
         front_matter=_front_matter(metadata),
         title=f"flowdeblur UML-IN: {Path(name).name}",
         name=name,
-        parameters=model.parameter_counts()["total"],
-        channels=CHANNELS[model.config.color],
+        parameters=parameters,
+        channels=CHANNELS[config.color],
         blur=describe_blur(dataset.get("blur")) if isinstance(dataset, Mapping) else UNRECORDED,
         data=_data(dataset),
         procedure=_procedure(metadata),
