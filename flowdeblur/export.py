@@ -10,7 +10,10 @@ exports, so that the command line can declare its options from it.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import importlib
+import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +29,7 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 18  # the opset torch's exporter writes without a conversion step; onnxruntime >= 1.14 runs it
 ONNX_PACKAGES = ("onnx", "onnxscript")  # what torch's exporter needs beyond torch
+MIN_TORCH = "2.7"  # torch.export's is_exporting(), which ActNorm asks
 INSTALL_HINT = 'pip install "flowdeblur[onnx]"'
 CHANNELS = {"y": "Y (BT.601 luma: 16/255 black to 235/255 white)", "rgb": "RGB in [0, 1]"}
 
@@ -57,9 +61,32 @@ class OnnxExport:
 
 def require_onnx() -> None:
     """Raise :class:`OnnxMissingError`, naming the install command, unless the exporter's packages are installed."""
-    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    import torch
+
+    if torch.torch_version.TorchVersion(torch.__version__) < MIN_TORCH:
+        raise OnnxMissingError(f"exporting to ONNX needs torch {MIN_TORCH} or later, this is {torch.__version__}")
+    missing = []
+    for name in ONNX_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise OnnxMissingError(f"exporting to ONNX needs the package(s) {', '.join(missing)}: {INSTALL_HINT}")
+
+
+@contextlib.contextmanager
+def _exporter_quiet() -> Iterator[None]:
+    """Hide the exporter's notes on its own internals (torchvision ops it skips, deprecations inside torch)."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def _restore_module(model: WaveletUNetFlow) -> nn.Module:
@@ -100,19 +127,21 @@ def export_onnx(model: WaveletUNetFlow, path: str | Path, opset: int = DEFAULT_O
                          device=next(model.parameters()).device)
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=min_side),
             3: torch.export.Dim("width", min=min_side)}
-    with contextlib.ExitStack() as constants:
+    with contextlib.ExitStack() as context:
+        context.enter_context(_exporter_quiet())
         for module in model.modules():
             if isinstance(module, InvertibleConv1x1):
-                constants.enter_context(module.constant_weights())
+                context.enter_context(module.constant_weights())
         # torch.export (the dynamo exporter's front end) keeps height and width symbolic through the padding
         # arithmetic, where the TorchScript exporter would trace them as the example's numbers; what it cannot prove
         # for every size becomes a check at run time instead of a refusal
         exported = torch.export.export(_restore_module(model), (example,), dynamic_shapes=(dims,),
                                        prefer_deferred_runtime_asserts_over_guards=True)
-    program = torch.onnx.export(exported, (example,), dynamo=True, opset_version=opset, verbose=False,
-                                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
+        program = torch.onnx.export(exported, (example,), dynamo=True, opset_version=opset, verbose=False,
+                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME])
     program.model.metadata_props.update({"flowdeblur.color": model.config.color,
                                          "flowdeblur.levels": str(model.config.levels)})
     path = Path(path)
     atomic_write(path, lambda tmp: program.save(tmp, external_data=False))
-    return OnnxExport(path, path.stat().st_size, opset, model.config.color, model.config.channels, min_side)
+    written = program.model.opset_imports[""]
+    return OnnxExport(path, path.stat().st_size, written, model.config.color, model.config.channels, min_side)

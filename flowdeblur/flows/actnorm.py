@@ -8,6 +8,9 @@ import torch
 from FrEIA.modules import InvertibleModule
 from torch import Tensor, nn
 
+# whether torch.export is tracing; a torch older than 2.7 has no such query, and cannot export these modules anyway
+_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+
 
 class ActNorm(InvertibleModule):
     """Per-channel affine map ``y = x * exp(log_scale) + bias`` with data-dependent initialisation.
@@ -47,7 +50,7 @@ class ActNorm(InvertibleModule):
         self, x: Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
         (inp,) = x
-        if not rev and not torch.compiler.is_exporting() and not self.initialized:
+        if not rev and not _exporting() and not self.initialized:
             self.initialize_from(inp)
         pixels = inp[0, 0].numel()
         log_scale = self.log_scale.to(torch.promote_types(self.log_scale.dtype, torch.float32))
