@@ -35,7 +35,7 @@ CHANNELS = {"y": "Y (BT.601 luma: 16/255 black to 235/255 white)", "rgb": "RGB i
 
 
 class OnnxMissingError(ImportError):
-    """The packages an ONNX export needs are not installed."""
+    """What an ONNX export needs is not installed: onnx and onnxscript, or a torch recent enough."""
 
 
 @dataclass(frozen=True)
