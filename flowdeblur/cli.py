@@ -1,4 +1,4 @@
-"""The ``flowdeblur`` command: deblur files, evaluate on a dataset, run the demo, describe a model.
+"""The ``flowdeblur`` command: deblur files, evaluate on a dataset, run the demo, describe or export a model.
 
 This module imports nothing heavy: the group and its options are declared from plain constants, and each
 command imports what it uses (torch, the model, the datasets, the trainer) when it runs, so ``--help`` is quick
@@ -22,7 +22,8 @@ from . import __version__
 from .data.blur_presets import BLUR_PRESETS, BLUR_PRESETS_HELP, blur_preset
 from .data.choices import ALL, DATASET_NAMES, DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE, SPLITS
 from .data.errors import DatasetError, spelled_as
-from .model_format import CheckpointError
+from .export import DEFAULT_OPSET
+from .model_format import CheckpointError, ModelNotFoundError
 from .pretrained import DEFAULT_MODEL, SHIPPED_MODELS
 
 if TYPE_CHECKING:
@@ -156,6 +157,8 @@ def _load(model_dir: str | None, device: str | torch.device = "cpu") -> WaveletU
 
     try:
         return WaveletUNetFlow.from_pretrained(model_dir or DEFAULT_MODEL, device=device)
+    except ModelNotFoundError as error:
+        raise click.ClickException(f"--model: {error}") from error
     except CheckpointError as error:
         raise click.ClickException(str(error)) from error
 
@@ -405,3 +408,39 @@ def info(model_dir: str | None) -> None:
         shipped = "\n".join(f"  {name:<10}{purpose}" for name, purpose in SHIPPED_MODELS.items())
         click.echo(f"shipped models (--model NAME):\n{shipped}\n")
     click.echo(describe_model(_load(model_dir)))
+
+
+@main.command()
+@_model_option
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The ONNX file to write (an existing one is replaced whole, never left half-written).")
+@click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=click.IntRange(min=DEFAULT_OPSET),
+              help="ONNX opset version of the graph.")
+@_threads_option
+def export(model_dir: str | None, output_path: Path, opset: int) -> None:
+    """Export a model to an ONNX file, to run it outside Python (onnxruntime, chaiNNer).
+
+    The graph is the network on the model's own channels: a float32 (batch, C, height, width) input named
+    "input", C = 1 for a Y model (BT.601 luma) or 3 for an RGB model (RGB in [0, 1]), and an output of the
+    same shape, unclipped. Batch, height and width are free (each side at least 2^levels); the padding to a
+    multiple of 2^levels is inside the graph. Needs pip install "flowdeblur[onnx]".
+
+    \b
+    Examples:
+      flowdeblur export -o general.onnx
+      flowdeblur export --model runs/gopro/model -o gopro.onnx --opset 20
+    """
+    from .export import OnnxMissingError, export_onnx, require_onnx
+
+    try:
+        require_onnx()
+    except OnnxMissingError as error:
+        raise click.ClickException(str(error)) from error
+    _check_writable(output=output_path)
+    model = _load(model_dir)
+    try:
+        written = export_onnx(model, output_path, opset=opset)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"model: {model.directory}")
+    click.echo(written.describe())

@@ -41,6 +41,10 @@ class CheckpointError(ValueError):
     """A model directory is missing, incomplete, corrupt, or does not match the model it is loaded into."""
 
 
+class ModelNotFoundError(CheckpointError):
+    """A model name that leads to no directory, shipped model or Hub repository (the command line names --model)."""
+
+
 def is_hub_id(name: str) -> bool:
     """Whether ``name`` has the form of a Hub repository id (``owner/name``), as opposed to a longer path."""
     return bool(HUB_ID.fullmatch(name)) and ".." not in name and not name.startswith(".")
@@ -66,8 +70,8 @@ def locate_model(model: str | Path | None = None, **hub_options: Any) -> Path:
         return directory
     shipped = ", ".join(SHIPPED_MODELS)
     if not is_hub_id(name):
-        raise CheckpointError(f"model {name} does not exist: it is neither a directory, nor a shipped model "
-                              f"({shipped}), nor a Hub id (owner/name)")
+        raise ModelNotFoundError(f"model {name} does not exist: it is neither a directory, nor a shipped model "
+                                 f"({shipped}), nor a Hub id (owner/name)")
     return _download(name, f"model {name} is not a directory or a shipped model ({shipped}); as a Hub id", hub_options)
 
 
@@ -86,9 +90,10 @@ def _download(repo_id: str, context: str, hub_options: dict[str, Any]) -> Path:
         paths = [Path(hf_hub_download(repo_id, name, **hub_options)) for name in (CONFIG_NAME, WEIGHTS_NAME)]
     except LocalEntryNotFoundError as error:
         why = "HF_HUB_OFFLINE is set" if constants.is_offline_mode() else "the Hub could not be reached"
-        raise CheckpointError(f"{context} it is not in the Hub cache ({constants.HF_HUB_CACHE}) and {why}") from error
+        cache = constants.HF_HUB_CACHE
+        raise ModelNotFoundError(f"{context} it is not in the Hub cache ({cache}) and {why}") from error
     except RepositoryNotFoundError as error:
-        raise CheckpointError(f"{context} no such repository on the Hub (a private one needs a token: hf auth "
+        raise ModelNotFoundError(f"{context} no such repository on the Hub (a private one needs a token: hf auth "
                               "login)") from error
     except EntryNotFoundError as error:
         raise CheckpointError(f"{context} its repository lacks {CONFIG_NAME} or {WEIGHTS_NAME}; {EXPECTED}") from error

@@ -29,7 +29,7 @@ def run_main(*args: str) -> str:
     return f"from flowdeblur.cli import main\ntry:\n    main({list(args)!r})\nexcept SystemExit:\n    pass"
 
 
-@pytest.mark.parametrize("command", [[], ["deblur"], ["eval"], ["demo"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["deblur"], ["eval"], ["demo"], ["info"], ["export"]])
 def test_help_imports_no_torch(command):
     assert imported_after(run_main(*command, "--help")) == set()
 

@@ -8,6 +8,9 @@ import torch
 from FrEIA.modules import InvertibleModule
 from torch import Tensor, nn
 
+# whether torch.export is tracing; a torch older than 2.7 has no such query, and cannot export these modules anyway
+_exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+
 
 class ActNorm(InvertibleModule):
     """Per-channel affine map ``y = x * exp(log_scale) + bias`` with data-dependent initialisation.
@@ -15,7 +18,8 @@ class ActNorm(InvertibleModule):
     Fixes over FrEIA 0.2's ``ActNorm``: the log-det uses the spatial size of the tensor it receives (not
     the size the graph was built with), the module accepts FrEIA's condition argument, initialisation
     happens only on a forward (``rev=False``) pass, and whether it happened is a buffer saved with the
-    weights, so a loaded model is never re-initialised.
+    weights, so a loaded model is never re-initialised. Under ``torch.export`` (an ONNX export) that buffer is not
+    consulted, so the graph holds no branch on it: export an initialised module.
 
     Example:
         >>> from FrEIA.framework import InputNode, Node, OutputNode, GraphINN
@@ -46,7 +50,7 @@ class ActNorm(InvertibleModule):
         self, x: Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
         (inp,) = x
-        if not rev and not self.initialized:
+        if not rev and not _exporting() and not self.initialized:
             self.initialize_from(inp)
         pixels = inp[0, 0].numel()
         log_scale = self.log_scale.to(torch.promote_types(self.log_scale.dtype, torch.float32))

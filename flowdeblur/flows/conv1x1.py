@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,8 @@ class InvertibleConv1x1(InvertibleModule):
     runs in float32 or wider, also under autocast, so that mixed precision cannot break invertibility.
     With gradients off (``torch.no_grad``, ``torch.inference_mode``) W and its inverse are cached, and rebuilt
     only when L, U or log|s| change (their storage or version counter: writes through ``.data`` go unseen); with
-    gradients on they are rebuilt every call, so training and its gradients are untouched.
+    gradients on they are rebuilt every call, so training and its gradients are untouched. Within
+    :meth:`constant_weights` W and W^-1 are fixed tensors, so a trace (an ONNX export) holds them as constants.
 
     Example:
         >>> from FrEIA.framework import InputNode, Node, OutputNode, GraphINN
@@ -53,6 +55,7 @@ class InvertibleConv1x1(InvertibleModule):
         self.upper = nn.Parameter((upper.float() * upper_mask).to(device))
         self.log_s = nn.Parameter(diagonal.abs().log().float().to(device))
         self._cache: dict[tuple[torch.dtype, bool], tuple[tuple[object, ...], Tensor]] = {}
+        self._constants: dict[bool, Tensor] | None = None
 
     def weight(self) -> Tensor:
         """The C x C matrix W, assembled from its LU factors."""
@@ -67,8 +70,24 @@ class InvertibleConv1x1(InvertibleModule):
             return None  # inference tensors have no version counter
         return tuple((factor.data_ptr(), factor._version, factor.device, factor.dtype) for factor in factors)
 
+    @contextmanager
+    def constant_weights(self) -> Iterator[None]:
+        """Within: W and W^-1 (float32) computed once on entry and used as they are, never rebuilt from L, U, log|s|.
+
+        What an ONNX export traces: a weight that is a constant at inference, instead of the LU product and the
+        matrix inverse, which ONNX has no operator for.
+        """
+        with torch.no_grad():
+            self._constants = {rev: self._matrix(torch.float32, rev) for rev in (False, True)}
+        try:
+            yield
+        finally:
+            self._constants = None
+
     def _matrix(self, dtype: torch.dtype, rev: bool) -> Tensor:
         """W (or W^-1 when ``rev``) in ``dtype``; cached while gradients are off, so inference skips the LU work."""
+        if self._constants is not None:
+            return self._constants[rev].to(dtype)
         key = self._factors_key() if not torch.is_grad_enabled() else None
         cached = self._cache.get((dtype, rev))
         if key is not None and cached is not None and cached[0] == key:

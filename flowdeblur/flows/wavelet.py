@@ -9,7 +9,7 @@ dtype on use, so float64 round trips are exact to ~1e-16 and float32 ones to ~1e
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pywt
 import torch
@@ -59,13 +59,21 @@ class HaarWavelet(nn.Module):
             self._cache[key] = {k: v.to(device=like.device, dtype=like.dtype) for k, v in self._filters64.items()}
         return self._cache[key]
 
+    def _grouped(self, convolution: Callable[..., Tensor], x: Tensor, kind: str, channels: int) -> Tensor:
+        """``convolution`` (conv2d or its transpose) of stride 2 by the 2 x 2 ``kind`` filters, one group per channel.
+
+        What pytorch-wavelets' ``afb2d_nonsep`` / ``sfb2d_nonsep`` compute for the Haar filters on even sizes, without
+        their padding arithmetic (pywt's integer functions), so that a trace (an ONNX export) keeps the size symbolic.
+        """
+        return convolution(x, self._filters(x)[kind].repeat(channels, 1, 1, 1), stride=2, groups=channels)
+
     def analysis(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Image (N, C, H, W), H and W even -> low-pass (N, C, H/2, W/2), detail bands (N, 3C, H/2, W/2)."""
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"HaarWavelet.analysis needs even height and width, got {tuple(x.shape[-2:])}")
         with torch.autocast(device_type=x.device.type, enabled=False):
             x = x.to(torch.promote_types(x.dtype, torch.float32))
-            bands = lowlevel.afb2d_nonsep(x, self._filters(x)["analysis"], mode="zero").unflatten(1, (x.shape[1], 4))
+            bands = self._grouped(F.conv2d, x, "analysis", x.shape[1]).unflatten(1, (x.shape[1], 4))
         return bands[:, :, 0].contiguous(), bands[:, :, 1:].flatten(1, 2)
 
     def synthesis(self, low: Tensor, detail: Tensor) -> Tensor:
@@ -73,7 +81,7 @@ class HaarWavelet(nn.Module):
         with torch.autocast(device_type=low.device.type, enabled=False):
             dtype = torch.promote_types(torch.promote_types(low.dtype, detail.dtype), torch.float32)
             bands = torch.cat([low.to(dtype).unsqueeze(2), detail.to(dtype).unflatten(1, (low.shape[1], 3))], dim=2)
-            return lowlevel.sfb2d_nonsep(bands, self._filters(bands)["synthesis"], mode="zero")
+            return self._grouped(F.conv_transpose2d, bands.flatten(1, 2), "synthesis", low.shape[1])
 
 
 class WaveletPyramid(nn.Module):
@@ -93,15 +101,22 @@ class WaveletPyramid(nn.Module):
     def padding(self, height: int, width: int) -> tuple[int, int]:
         """Rows and columns to add at the bottom/right so both sides are multiples of 2^L."""
         multiple = 2**self.levels
-        return (-height) % multiple, (-width) % multiple
+
+        def missing(side: int) -> int:
+            # the padded side minus the side, not (-side) % multiple: a trace (an ONNX export) then sees that the
+            # padded side is a multiple of 2^L, whatever the side
+            return (side + multiple - 1) // multiple * multiple - side
+
+        return missing(height), missing(width)
 
     def pad(self, x: Tensor) -> Tensor:
         """Reflect-pad ``x`` at the bottom/right to a multiple of 2^L (replicate where reflect can't reach)."""
-        pad_h, pad_w = self.padding(*x.shape[-2:])
-        if not (pad_h or pad_w):
-            return x
-        mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-        return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        height, width = x.shape[-2:]
+        pad_h, pad_w = self.padding(height, width)
+        # one graph for every size (ONNX export): no shortcut when nothing is added, and sides of 2^L or more decide
+        # "reflect" before the padding is compared with them
+        reaches = min(height, width) >= 2**self.levels or (pad_h < height and pad_w < width)
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if reaches else "replicate")
 
     def analysis(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], tuple[int, int]]:
         """x^(0) -> ([x^(1), ..., x^(L)], [x^H(1), ..., x^H(L)], (H, W))."""
