@@ -152,6 +152,9 @@ DESIGNS: dict[str, Variant] = {
     "UML-IN pyramid-light, Adam": Variant("pyramid-light preset, Adam", JOINT_ONLY, options=ADAM,
                                           model=preset_fields("pyramid-light")),
 }
+# Rows that score a design's trained weights again with cycle spinning (UMLINConfig.inference_shifts): the row's
+# name -> (the design's name, the shifts). Training makes one pass either way, so the weights are the same.
+SHIFTED_DESIGNS = {"UML-IN pyramid-light, Adam, 2 shifted passes": ("UML-IN pyramid-light, Adam", (0, 3))}
 
 
 @dataclass(frozen=True)
@@ -365,12 +368,20 @@ def rows_to_train(protocol: str, settings: Settings) -> list[Variant]:
 def trained_uml_in(
     settings: Settings, variant: Variant, datasets: tuple[Any, Any], step_times: StepTimes, root: Path,
     test: list[Triple], device: torch.device,
-) -> dict[str, Any]:
-    """One UML-IN variant trained for the budget: its scores, what training took, cost and consistency."""
+) -> tuple[nn.Module, dict[str, Any]]:
+    """One UML-IN variant trained for the budget, and its scores, what training took, cost and consistency."""
     model, facts = train_variant(settings, variant, datasets, step_times, root)
     results = {**model_scores(model, test, device), **facts}
     results["steps_per_second"] = sum(facts["stage_steps"]) / facts["train_seconds"]
-    return {**results, **cost_and_consistency(model, test, settings.forward_size)}
+    return model, {**results, **cost_and_consistency(model, test, settings.forward_size)}
+
+
+def shifted_passes(model: nn.Module, shifts: tuple[int, ...], test: list[Triple], settings: Settings,
+                   device: torch.device) -> dict[str, Any]:
+    """A trained UML-IN's scores, forward time and consistency with cycle spinning over ``shifts``."""
+    model.config = replace(model.config, inference_shifts=shifts)
+    return {**model_scores(model, test, device), **cost_and_consistency(model, test, settings.forward_size),
+            "inference_shifts": list(shifts)}
 
 
 def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[str, Any]:
@@ -387,7 +398,7 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     step_times = StepTimes(settings, datasets, root)
     ablation = {}
     for variant in rows_to_train(name, settings):
-        ablation[variant.name] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)
+        ablation[variant.name] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)[1]
         facts = ablation[variant.name]
         print(f"[{name}] {variant.name}: {facts['psnr']:.2f} dB after {facts['train_seconds']:.0f} s "
               f"{facts['stage_steps']}", flush=True)
@@ -401,9 +412,13 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
               flush=True)
     methods["UML-IN"] = full
     for method, variant in DESIGNS.items() if settings.designs else ():
-        methods[method] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)
+        model, methods[method] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)
         print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['train_seconds']:.0f} s",
               flush=True)
+        for shifted, (design, shifts) in SHIFTED_DESIGNS.items():
+            if design == method:
+                methods[shifted] = {**methods[method], **shifted_passes(model, shifts, test, settings, device)}
+                print(f"[{name}] {shifted}: {methods[shifted]['psnr']:.2f} dB", flush=True)
     design_seconds = methods["UML-IN pyramid"]["train_seconds"] if settings.designs else full["train_seconds"]
     for width in settings.nafnet_widths:
         method = f"NAFNet-style w{width}"
@@ -424,6 +439,9 @@ def row_label(method: str, result: dict[str, Any]) -> str:
     """A method's name in the table, with what sets it apart."""
     if method == "UML-IN":
         return f"UML-IN ({JOINT}, end to end)"
+    if method in SHIFTED_DESIGNS:
+        design, shifts = SHIFTED_DESIGNS[method]
+        return f"{row_label(design, result)}, the mean of passes shifted by {shifts} pixels (cycle spinning)"
     if method in DESIGNS:
         return {"UML-IN pyramid": "UML-IN, pyramid preset (joint, L1)",
                 "bare pyramid": "pyramid preset, INNs replaced by the identity (the Haar pyramid alone)",

@@ -169,8 +169,21 @@ class WaveletUNetFlow(nn.Module):
         self.encode(sharp, "sharp")
 
     def restore(self, working: Tensor) -> Tensor:
-        """The whole U on the model's channels, unclipped: encode blurry, transfer, decode sharp."""
-        return self.synthesize(self.encode(working, "blur"))
+        """The whole U on the model's channels, unclipped: encode blurry, transfer, decode sharp. In eval mode, the
+        mean over the passes ``config.inference_shifts`` names, each on the image shifted against the block grid
+        (cycle spinning), so the result depends less on where the grid falls; training makes one pass."""
+        shifts = (0,) if self.training else self.config.inference_shifts
+        total = sum(self._restore_shifted(working, shift) for shift in shifts)
+        return total / len(shifts)
+
+    def _restore_shifted(self, working: Tensor, shift: int) -> Tensor:
+        """One pass of the U on ``working`` moved down and right by ``shift`` pixels (its top and left edges
+        reflected; replicated where the image is too small to reflect), cropped back."""
+        if not shift:
+            return self.synthesize(self.encode(working, "blur"))
+        mode = "reflect" if min(working.shape[-2:]) > shift else "replicate"
+        padded = nn.functional.pad(working, (shift, 0, shift, 0), mode=mode)
+        return self.synthesize(self.encode(padded, "blur"))[..., shift:, shift:]
 
     def forward(self, images: Tensor) -> Tensor:
         """Deblur images (N, 1 gray or 3 RGB, H, W) in [0, 1] as ``flowdeblur deblur`` does; same shape, clipped."""

@@ -17,9 +17,9 @@ import torch
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 PROTOCOLS = {"gaussian3", "gaussian9", "motion15", "none", "defocus", "mixture"}
 METHODS = {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)", "U-Net",
-           "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4", "UML-IN pyramid-light, Adam"}
-LEARNED = {"U-Net", "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4",
-           "UML-IN pyramid-light, Adam"}
+           "NAFNet-style", "UML-IN", "UML-IN pyramid", "bare pyramid", "NAFNet-style w4", "UML-IN pyramid-light, Adam",
+           "UML-IN pyramid-light, Adam, 2 shifted passes"}
+LEARNED = METHODS - {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)"}
 COMPACT_PARAMETERS = 587_541  # UML-IN at the compact size
 
 
@@ -69,6 +69,10 @@ def test_quality_quick_run_prints_a_table_and_writes_every_method(tmp_path):
     assert {"UML-IN (L_ML only)", "+ SSIM", "+ L1", "+ L1 + SSIM"} < set(ablation)
     assert {"joint, L1", "joint, Charbonnier", "joint, dilated + restored context"} < set(ablation)
     assert ablation["joint, L1"]["psnr"] == document["protocols"]["gaussian3"]["methods"]["UML-IN"]["psnr"]
+    spun = document["protocols"]["gaussian9"]["methods"]["UML-IN pyramid-light, Adam, 2 shifted passes"]
+    design = document["protocols"]["gaussian9"]["methods"]["UML-IN pyramid-light, Adam"]
+    assert spun["stage_steps"] == design["stage_steps"] and spun["inference_shifts"] == [0, 3]  # the same weights
+    assert spun["psnr"] != design["psnr"]
     for protocol in document["protocols"].values():  # quality for cost: every learned row's forward time and shifts
         for method in LEARNED:
             assert protocol["methods"][method]["forward_s"] > 0
@@ -196,3 +200,4 @@ def test_forward_speed_quick_run_compares_a_git_revision_with_this_checkout(tmp_
     _, document = quick_document("forward_speed.py", tmp_path, {"machine", "base", "results", "table"})
     (entry,) = document["results"]
     assert entry["max_abs_difference"] <= 1e-5 and entry["deblur_max_abs_difference"] <= 1e-5
+

@@ -114,3 +114,25 @@ def test_designs_that_make_no_sense_are_refused_by_name(fields, message):
 def test_the_paper_preset_is_still_the_default_config():
     assert PRESETS["paper"] == UMLINConfig()
     assert UMLINConfig().transfer_net == "per-level" and UMLINConfig().refine_channels == 0
+
+
+def test_inference_shifts_average_shifted_passes_in_eval_mode_only():
+    """Cycle spinning: each pass sees the image moved against the block grid; training keeps one pass."""
+    model = initialised(**PYRAMID, inference_shifts=(0, 3))
+    perturb_parameters(model, scale=0.05)
+    image = torch.rand(2, 1, 21, 30, generator=torch.Generator().manual_seed(1))
+    one_pass = model.synthesize(model.encode(image, "blur"))
+    shifted = torch.nn.functional.pad(image, (3, 0, 3, 0), mode="reflect")
+    second = model.synthesize(model.encode(shifted, "blur"))[..., 3:, 3:]
+    assert torch.equal(model.train().restore(image), one_pass)
+    with torch.no_grad():
+        averaged = model.eval().restore(image)
+    assert torch.allclose(averaged, (one_pass + second) / 2, atol=1e-6)
+    assert (averaged - one_pass).abs().max() > 1e-3  # the grid matters to a perturbed model: the passes differ
+    assert model.eval().restore(torch.rand(1, 1, 2, 2)).shape == (1, 1, 2, 2)  # too small to reflect: replicated
+
+
+@pytest.mark.parametrize("shifts", [(), (0, 0), (0, 8), (-1,)])
+def test_inference_shifts_must_be_distinct_offsets_inside_the_grid(shifts):
+    with pytest.raises(ValueError, match="inference_shifts must be distinct pixel offsets from 0 to 7"):
+        UMLINConfig(**PYRAMID, inference_shifts=shifts)

@@ -158,8 +158,8 @@ def _plain(text: str) -> str:
 def _add_flag(group: argparse._ArgumentGroup, flag: str, kind: Any, default: Any, text: str, *old: str,
               **extra: Any) -> None:
     """The one way a flag is made from a typed value: ``bool`` is ``--flag/--no-flag``, ``Literal[...]`` gives the
-    choices, any other type converts the text; ``X | None`` is a flag of type ``X``. ``old`` spellings (of a flag
-    that is not a bool) are accepted with a deprecation line."""
+    choices, ``tuple[X, ...]`` takes one or more values of ``X``, any other type converts the text; ``X | None`` is
+    a flag of type ``X``. ``old`` spellings (of a flag that is not a bool) are accepted with a deprecation line."""
     arguments = [arg for arg in typing.get_args(kind) if arg is not type(None)]
     if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(arguments) == 1:
         kind = arguments[0]
@@ -169,6 +169,8 @@ def _add_flag(group: argparse._ArgumentGroup, flag: str, kind: Any, default: Any
     action = _Respelled if old else "store"
     if typing.get_origin(kind) is Literal:
         extra["choices"] = typing.get_args(kind)
+    elif typing.get_origin(kind) is tuple and typing.get_args(kind)[1:] == (Ellipsis,):
+        extra.update(type=typing.get_args(kind)[0], nargs="+")
     else:
         extra["type"] = kind
     group.add_argument(flag, *old, action=action, default=default, help=text, **extra)
