@@ -140,6 +140,7 @@ def test_shift_consistency_scores_a_convolution_as_exact_and_a_block_grid_as_not
 def test_shift_consistency_quick_run_prints_a_table(tmp_path):
     _, document = quick_document("shift_consistency.py", tmp_path, {"machine", "results", "table"})
     assert set(document["results"]["tiny"]) == {"gaussian9", "motion15"}
+    assert {"shift_consistency", "psnr"} == set(document["results"]["tiny"]["gaussian9"])
 
 
 @pytest.mark.slow
