@@ -181,6 +181,20 @@ def test_memory_quick_run_prints_a_table_and_writes_both_modes_per_depth(tmp_pat
 
 
 @pytest.mark.slow
+def test_density_quick_run_scores_both_flows_at_matched_size_and_saves_sample_grids(tmp_path):
+    output = tmp_path / "density.json"
+    stdout = run_quick("density.py", output, "--samples-dir", str(tmp_path / "samples"))
+    assert_markdown_table(stdout)
+    results = json.loads(output.read_text(encoding="utf-8"))["results"]
+    assert set(results) == {"WaveletFlow + prior", "Glow-style"}
+    sizes = [result["parameters"] for result in results.values()]
+    assert max(sizes) / min(sizes) < 1.05
+    for result in results.values():
+        assert result["steps"] > 0 and result["test_bits_per_dim"] > 0
+        assert all(Path(path).is_file() for path in result["samples"])
+
+
+@pytest.mark.slow
 def test_conv_shapes_quick_run_times_every_shape_with_the_fast_path_equal(tmp_path):
     _, document = quick_document("conv_shapes.py", tmp_path, {"machine", "model", "size", "results", "table"})
     assert document["results"]

@@ -1,12 +1,15 @@
 """WaveletFlow as a whole-image density: the prior, bits/dim under uniform dequantisation, sampling from nothing, and
 the flow as a node of a FrEIA graph."""
 
+import doctest
 import math
 
 import pytest
 import torch
 from FrEIA.framework import GraphINN, InputNode, Node, OutputNode
 
+import flowdeblur.flows.prior
+import flowdeblur.flows.wavelet_flow
 from flowdeblur.data import BlurSpec, build_dataset
 from flowdeblur.flows import (
     ActNorm,
@@ -161,3 +164,8 @@ def test_a_wavelet_flow_is_a_node_of_a_freia_graph_round_trip_and_log_det():
     torch.testing.assert_close(log_jac_det[0], brute_force_log_det(flat, image[0]))
     with pytest.raises(ValueError, match="no external condition"):
         WaveletFlow([(1, 16, 16)], 2, dims_c=[(1, 16, 16)])
+
+
+def test_examples_run():
+    assert doctest.testmod(flowdeblur.flows.prior).failed == 0
+    assert doctest.testmod(flowdeblur.flows.wavelet_flow).failed == 0
