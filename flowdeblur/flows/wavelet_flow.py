@@ -207,20 +207,22 @@ class WaveletFlow(InvertibleModule):
         if not rev:
             image = x_or_z if isinstance(x_or_z, Tensor) else _single(x_or_z)
             encoding = self.encode(image)
-            last, log_det = encoding.coarsest, encoding.log_det
-            if self.prior is not None:
-                last, prior_log_det = self.prior(last)
-                log_det = log_det + _wide(prior_log_det)
-            return (*encoding.latents, last), log_det if jac else None
+            last, prior_log_det = self._through_prior(encoding.coarsest)
+            return (*encoding.latents, last), encoding.log_det + prior_log_det if jac else None
         if isinstance(x_or_z, Tensor) or len(x_or_z) != self.levels + 1:
             raise ValueError(f"the reverse call takes the {self.levels} latents and the coarsest low-pass, as the "
                              "forward call returns them")
-        *latents, coarsest = x_or_z
-        prior_log_det = 0.0
-        if self.prior is not None:
-            coarsest, prior_log_det = self.prior(coarsest, rev=True)
+        *latents, last = x_or_z
+        coarsest, prior_log_det = self._through_prior(last, rev=True)
         image, log_det = self._inverse(lambda level, low: latents[level], coarsest)
         return (image,) if self.tuple_output else image, log_det + prior_log_det if jac else None
+
+    def _through_prior(self, x_or_z: Tensor, rev: bool = False) -> tuple[Tensor, Tensor]:
+        """x^(L) -> the prior's latent and its log-det (or back); without a prior x^(L) itself, log-det 0."""
+        if self.prior is None:
+            return x_or_z, x_or_z.new_zeros(x_or_z.shape[0])
+        out, log_det = self.prior(x_or_z, rev=rev)
+        return out, _wide(log_det)
 
     def output_dims(self, input_dims: Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
         """FrEIA's shape contract: [(C, H, W)] -> the shapes of z^(1..L) and of x^(L) (or of its prior's latent)."""
