@@ -185,6 +185,36 @@ def test_memory_quick_run_prints_a_table_and_writes_both_modes_per_depth(tmp_pat
     assert all(row["ratio"] == row["memory_saving_s"] / row["plain_s"] > 0 for row in timing["results"])
 
 
+def test_density_scores_the_glow_style_flow_and_wavelet_flow_by_one_formula(benchmark):
+    """The benchmark's bits/dim through FrEIA's call is WaveletFlow.bits_per_dim, and the Glow-style graph inverts."""
+    density, learned = benchmark("density"), benchmark("learned")
+    settings = density.profile(quick=True)
+    torch.manual_seed(0)
+    flow = density.wavelet_flow(settings)
+    images = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(density.bits_per_dim(flow, images, torch.Generator().manual_seed(1)),
+                               flow.bits_per_dim(images, generator=torch.Generator().manual_seed(1)))
+    glow = density.matched_glow(settings, learned.parameter_count(flow))
+    assert learned.parameter_count(glow) == pytest.approx(learned.parameter_count(flow), rel=0.05)
+    z, log_jac_det = glow(images)
+    restored, reverse = glow(z, rev=True)
+    assert (restored - images).abs().max() < 1e-5 and torch.allclose(reverse, -log_jac_det, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_density_quick_run_scores_both_flows_at_matched_size_and_saves_sample_grids(tmp_path):
+    output = tmp_path / "density.json"
+    stdout = run_quick("density.py", output, "--samples-dir", str(tmp_path / "samples"))
+    assert_markdown_table(stdout)
+    results = json.loads(output.read_text(encoding="utf-8"))["results"]
+    assert set(results) == {"WaveletFlow + prior", "Glow-style"}
+    sizes = [result["parameters"] for result in results.values()]
+    assert max(sizes) / min(sizes) < 1.05
+    for result in results.values():
+        assert result["steps"] > 0 and result["test_bits_per_dim"] > 0
+        assert all(Path(path).is_file() for path in result["samples"])
+
+
 @pytest.mark.slow
 def test_conv_shapes_quick_run_times_every_shape_with_the_fast_path_equal(tmp_path):
     _, document = quick_document("conv_shapes.py", tmp_path, {"machine", "model", "size", "results", "table"})

@@ -20,3 +20,4 @@ def test_python_examples_run(page, capsys):
         exec(compile(block, f"docs/{page}", "exec"), {})
     printed = capsys.readouterr().out
     assert "bits/dim" in printed and "(2, 3, 48, 48)" in printed and "max difference to the plain flow" in printed
+    assert "whole-image density" in printed and "(4, 1, 16, 16)" in printed

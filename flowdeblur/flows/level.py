@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -68,6 +68,24 @@ class IdentityFlow(nn.Module):
         return x, x.new_zeros(x.shape[0])
 
 
+def glow_step_nodes(
+    previous: Node | tuple[Node, int],
+    subnet: Callable[[int, int], nn.Module],
+    clamp: float = 2.0,
+    conditions: Sequence[Node] = (),
+    name: str = "",
+) -> list[Node]:
+    """One Glow step (Kingma & Dhariwal 2018) as FrEIA nodes after ``previous``: ActNorm -> 1x1 conv -> affine coupling.
+
+    The coupling sees ``conditions``; node names end in ``_<name>``. Every flow here, and any FrEIA graph, chains these.
+    """
+    actnorm = Node(previous, ActNorm, {}, name=f"actnorm_{name}")
+    conv = Node(actnorm, InvertibleConv1x1, {}, name=f"conv1x1_{name}")
+    coupling = Node(conv, GLOWCouplingBlock, {"subnet_constructor": subnet, "clamp": clamp},
+                    conditions=list(conditions), name=f"coupling_{name}")
+    return [actnorm, conv, coupling]
+
+
 def build_level_flow(
     channels: int,
     condition_channels: int = 0,
@@ -99,17 +117,7 @@ def build_level_flow(
     conditions = [ConditionNode(condition_channels, 1, 1, name="condition")] if condition_channels else []
     subnet = subnet_factory(hidden_channels, kernel_size)
     for step in range(steps):
-        nodes.append(Node(nodes[-1], ActNorm, {}, name=f"actnorm_{step}"))
-        nodes.append(Node(nodes[-1], InvertibleConv1x1, {}, name=f"conv1x1_{step}"))
-        nodes.append(
-            Node(
-                nodes[-1],
-                GLOWCouplingBlock,
-                {"subnet_constructor": subnet, "clamp": clamp},
-                conditions=conditions,
-                name=f"coupling_{step}",
-            )
-        )
+        nodes += glow_step_nodes(nodes[-1], subnet, clamp, conditions, name=str(step))
     nodes.append(OutputNode(nodes[-1], name="output"))
     graph = GraphINN(nodes + conditions)
     return MemorySavingChain.from_graph(graph) if memory_saving else graph
