@@ -1,9 +1,12 @@
-"""Checks shared by every invertible block's tests: round trip, log-det symmetry, brute-force Jacobian."""
+"""Checks shared by every invertible block's tests: round trip, log-det symmetry, brute-force Jacobian; and a counter
+of host reads (syncs on a GPU) for the tests that keep them out of hot loops."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
+import pytest
 import torch
 from torch import Tensor
 
@@ -36,3 +39,22 @@ def brute_force_log_det(function: Callable[[Tensor], Tensor], sample: Tensor) ->
     """log|det ∂f/∂x| of one sample (no batch axis) from the full Jacobian, by autograd."""
     jacobian = torch.autograd.functional.jacobian(function, sample)
     return torch.linalg.slogdet(jacobian.reshape(sample.numel(), -1))[1]
+
+
+def count_host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every Python-level read of a tensor's value (``bool``, ``item``, ``float``, ``tolist``, ``cpu``).
+
+    Reads by torch's optimisers are left out: they read their step counters, which stay on the CPU (a GPU run's
+    too, unless ``capturable``), so they wait for nothing.
+    """
+    reads: list[str] = []
+    for name in ("__bool__", "item", "__float__", "__int__", "tolist", "cpu"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            if "torch/optim/" not in sys._getframe(1).f_code.co_filename.replace("\\", "/"):
+                reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return reads

@@ -17,6 +17,7 @@ from tests.flow_checks import (
     ROUND_TRIP_TOLERANCE,
     brute_force_log_det,
     check_forward_inverse,
+    count_host_reads,
     perturb_parameters,
 )
 
@@ -202,3 +203,51 @@ def test_conv1x1_gradients_after_an_inference_call_are_those_of_a_fresh_module()
             out.square().sum().backward()
     for used, unused in zip(module.parameters(), fresh.parameters(), strict=True):
         assert used.grad is not None and torch.equal(used.grad, unused.grad)
+
+
+def _reference_inverse_output(module, x):
+    """The reverse pass computed the plain way, through torch.linalg.inv with autograd (no cache)."""
+    weight = torch.linalg.inv(module.weight().to(x.dtype))
+    return torch.nn.functional.conv2d(x, weight[:, :, None, None])
+
+
+def test_conv1x1_cached_inverse_carries_the_gradient_of_the_inverse_across_optimiser_steps():
+    module = _module(InvertibleConv1x1, (4, 3, 3), torch.float64)
+    reference = _module(InvertibleConv1x1, (4, 3, 3), torch.float64)
+    optimizers = [torch.optim.SGD(net.parameters(), lr=0.05) for net in (module, reference)]
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    for _ in range(3):  # each step changes the factors' versions: the cached inverse must follow
+        for optimizer, out in ((optimizers[0], module([x], rev=True)[0][0]),
+                               (optimizers[1], _reference_inverse_output(reference, x))):
+            optimizer.zero_grad()
+            out.sin().sum().backward()
+            optimizer.step()
+        for used, expected in zip(module.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(used, expected, rtol=0, atol=1e-12)
+
+
+def test_conv1x1_reverse_twice_at_one_version_backpropagates_twice():
+    """A skipped optimiser step leaves the factors unchanged: the next reverse pass must not reuse a freed graph."""
+    module = _module(InvertibleConv1x1, (4, 3, 3), torch.float32)
+    x = torch.randn(2, 4, 3, 3)
+    for _ in range(2):
+        module([x], rev=True)[0][0].sum().backward()
+    assert all(parameter.grad is not None for parameter in module.parameters())
+
+
+def test_actnorm_reads_its_initialized_buffer_once_and_again_after_loading(monkeypatch):
+    module = ActNorm([(3, 4, 4)])
+    x = torch.randn(2, 3, 4, 4) * 3 + 1
+    module([x])
+    reads = count_host_reads(monkeypatch)
+    for _ in range(3):
+        module([x])
+    assert reads == []
+    fresh = ActNorm([(3, 4, 4)])
+    module.load_state_dict(fresh.state_dict())  # an uninitialised state: the next forward initialises again
+    out = module([x])[0][0]
+    assert reads == ["__bool__"]
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
+    loaded = ActNorm([(3, 4, 4)])
+    loaded.load_state_dict(module.state_dict())  # an initialised state: never initialised again
+    torch.testing.assert_close(loaded([x * 5])[0][0], module([x * 5])[0][0])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from flowdeblur import WaveletUNetFlow
 from flowdeblur.train.trainer import weight_digest
@@ -125,3 +126,48 @@ def test_a_nan_batch_on_one_process_is_skipped_by_both(tmp_path):
     model = WaveletUNetFlow.from_pretrained(tmp_path / "run" / "model")
     assert model.metadata["skipped_steps"] == 1 and model.metadata["processes"] == 2
     assert model.metadata["weight_digests"] == [weight_digest(model)] * 2
+
+
+INITIAL_WEIGHTS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from flowdeblur import UMLINConfig
+    from flowdeblur.train import TrainConfig, train
+    from flowdeblur.train import trainer
+
+    initialize = trainer._Training._initialize
+
+
+    def initialize_then_stop(self, model, dataset):
+        initialize(self, model, dataset)
+        save_file(model.state_dict(), f"{sys.argv[1]}-{self.accelerator.process_index}.safetensors")
+        raise SystemExit(0)
+
+
+    trainer._Training._initialize = initialize_then_stop
+    train(TrainConfig(
+        output_dir=Path(sys.argv[1]), stage_steps=(0, 0, 0, 1), batch_size=int(sys.argv[2]), crop_size=32,
+        num_workers=0, model=UMLINConfig(levels=2, steps=2, hidden_channels=8, transfer_hidden_channels=8),
+    ))
+    """
+)
+
+
+@pytest.mark.slow
+def test_actnorm_starts_from_the_global_batch_whatever_the_process_count(tmp_path):
+    script = tmp_path / "initial_weights.py"
+    script.write_text(INITIAL_WEIGHTS, encoding="utf-8")
+    accelerate_launch(script, str(tmp_path / "two"), "2")  # 2 processes x 2 images
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one"), "4"], capture_output=True, text=True,
+                            timeout=300, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert single.returncode == 0, single.stderr[-3000:]
+    one = load_file(tmp_path / "one-0.safetensors")
+    for rank in (0, 1):
+        two = load_file(tmp_path / f"two-{rank}.safetensors")
+        differences = {name: (two[name].double() - tensor.double()).abs().max().item() for name, tensor in one.items()}
+        assert max(differences.values()) <= 1e-6, differences
+        assert any(name.endswith("log_scale") and value.abs().max() > 0.1 for name, value in two.items())

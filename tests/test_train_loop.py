@@ -12,13 +12,15 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
+from flowdeblur.config import PRESETS
 from flowdeblur.data import build_dataset
+from flowdeblur.flows.precision import set_tf32, tf32_enabled
 from flowdeblur.train import TrainConfig, TrainConfigError, train
 from flowdeblur.train import trainer as trainer_module
 from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from flowdeblur.train.state import list_checkpoints
-from tests.flow_checks import ROUND_TRIP_TOLERANCE
+from tests.flow_checks import ROUND_TRIP_TOLERANCE, count_host_reads
 
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)
 
@@ -361,3 +363,86 @@ def test_report_to_tensorboard_logs_steps_and_validations(tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "train/bpd_blur", "train/lr", "train/grad_norm", "val/psnr", "val/blurry_psnr"} <= tags
     assert [event.step for event in events.Scalars("train/loss")] == [1, 2, 3]
+
+
+JOINT = dict(stage_steps=(0, 0, 0, 5), logging_steps=100)
+
+
+def test_a_joint_stage_step_reads_one_value_from_the_device_after_the_first(tmp_path, monkeypatch):
+    """The guard's all-reduced answer is the one host read (a sync on a GPU) per step; losses wait for logging."""
+    reads_per_step: list[int] = []
+    step = trainer_module._Training._step
+
+    def counted_step(self, bundle):
+        reads = count_host_reads(monkeypatch)
+        out = step(self, bundle)
+        reads_per_step.append(len(reads))
+        monkeypatch.undo()  # the counting patches, and this one: put it back for the next step
+        monkeypatch.setattr(trainer_module._Training, "_step", counted_step)
+        return out
+
+    monkeypatch.setattr(trainer_module._Training, "_step", counted_step)
+    train(tiny_config(tmp_path, **JOINT))
+    assert len(reads_per_step) == 5 and reads_per_step[1:] == [1, 1, 1, 1]
+
+
+def test_a_joint_stage_trains_every_parameter_of_every_preset():
+    """Where every scheduled stage trains every part, the distributed wrapper skips the unused-parameter search:
+    each parameter must then get a gradient."""
+    assert STAGES[3].trains_every_part and not any(stage.trains_every_part for stage in STAGES[:3])
+    for preset in PRESETS.values():
+        torch.manual_seed(0)
+        model = WaveletUNetFlow(replace(preset, levels=2, hidden_channels=4, transfer_hidden_channels=4))
+        blurry, sharp = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+        model.initialize(blurry, sharp)
+        objective = StageObjective(model, Objectives())
+        objective.stage = STAGES[3]
+        objective(blurry, sharp)["loss"].backward()
+        assert all(parameter.grad is not None for parameter in model.parameters())
+
+
+@pytest.fixture
+def tf32_policy_restored():
+    yield
+    set_tf32(False)
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_the_flows_float32_parts_run_without_tf32_whatever_the_policy(tmp_path, monkeypatch, tf32,
+                                                                     tf32_policy_restored):
+    """Every convolution records the TF32 policy it ran under: the Haar transform's (2x2 filters, stride 2) and
+    the 1x1 convolutions' (no bias) never see TF32; the coupling subnets see the run's --tf32."""
+    seen: list[tuple[bool, bool]] = []
+    for name in ("conv2d", "conv_transpose2d"):
+        original = getattr(torch.nn.functional, name)
+
+        def recording(x, weight, bias=None, *args, _original=original, **kwargs):
+            invertible = bias is None and weight.shape[-1] <= 2
+            seen.append((invertible, tf32_enabled()))
+            return _original(x, weight, bias, *args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.functional, name, recording)
+    path = train(tiny_config(tmp_path, stage_steps=(0, 0, 0, 1), tf32=tf32))
+    assert {enabled for invertible, enabled in seen if invertible} == {False}
+    assert {enabled for invertible, enabled in seen if not invertible} == {tf32}
+    assert WaveletUNetFlow.from_pretrained(path).metadata["tf32"] is tf32
+
+
+def test_resuming_under_another_global_batch_is_refused_unless_allowed(tmp_path, caplog):
+    first = tiny_config(tmp_path, stage_steps=(0, 0, 0, 4), checkpointing_steps=2)
+    train(first)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    bigger = replace(first, batch_size=4, resume_from_checkpoint=str(first.output_dir / "checkpoints" / "checkpoint-2"))
+    with pytest.raises(TrainConfigError, match=r"1 process\(es\) x --batch-size 2 x --gradient-accumulation-steps 1 "
+                       r"= 2 images per step, not 1 x 4 x 1 = 4: .*--allow-resume-batch-change"):
+        train(replace(bigger, output_dir=tmp_path / "other"))
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    starts = []
+    start_of = trainer_module._Training._data_start
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module._Training, "_data_start", lambda self, saved: starts.append(
+            start_of(self, saved)) or starts[-1])
+        train(replace(bigger, output_dir=tmp_path / "other", allow_resume_batch_change=True))
+    assert starts == [1]  # 2 steps x 2 images read: the first batch of 4 not yet read is the second

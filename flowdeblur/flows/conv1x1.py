@@ -4,11 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from FrEIA.modules import InvertibleModule
 from torch import Tensor, nn
+
+from .precision import exact_float32
+
+
+class _CachedInverse(torch.autograd.Function):
+    """``W -> W^-1`` given W^-1 already computed (``inverse``, no graph): the gradient of the inverse,
+    ``dL/dW = -W^-T (dL/dW^-1) W^-T``, without recomputing it."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: Tensor, inverse: Tensor) -> Tensor:
+        ctx.save_for_backward(inverse)
+        return inverse.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (inverse,) = ctx.saved_tensors
+        transposed = inverse.transpose(-2, -1)
+        return -transposed @ grad @ transposed, None
 
 
 class InvertibleConv1x1(InvertibleModule):
@@ -17,10 +36,11 @@ class InvertibleConv1x1(InvertibleModule):
     P (a permutation), the sign of s and the triangular masks are fixed buffers; L, U and log|s| are
     learned. The log-det is exact and cheap: ``H * W * sum(log|s|)`` for an H x W input. W starts as a
     random rotation drawn from torch's global generator (seed it for reproducibility). The map always
-    runs in float32 or wider, also under autocast, so that mixed precision cannot break invertibility.
-    With gradients off (``torch.no_grad``, ``torch.inference_mode``) W and its inverse are cached, and rebuilt
-    only when L, U or log|s| change (their storage or version counter: writes through ``.data`` go unseen); with
-    gradients on they are rebuilt every call, so training and its gradients are untouched. Within
+    runs in float32 or wider, also under autocast and with TF32 allowed, so that mixed precision cannot break
+    invertibility. W^-1 is computed without a host sync and cached, rebuilt only when L, U or log|s| change (their
+    storage or version counter: writes through ``.data`` go unseen); with gradients on, W is rebuilt every call and
+    the cached W^-1 carries the gradient of the inverse, so training and its gradients are untouched. With gradients
+    off (``torch.no_grad``, ``torch.inference_mode``) W is cached the same way. Within
     :meth:`constant_weights` W and W^-1 are fixed tensors, so a trace (an ONNX export) holds them as constants.
 
     Example:
@@ -54,7 +74,7 @@ class InvertibleConv1x1(InvertibleModule):
         self.lower = nn.Parameter(lower.float().to(device))
         self.upper = nn.Parameter((upper.float() * upper_mask).to(device))
         self.log_s = nn.Parameter(diagonal.abs().log().float().to(device))
-        self._cache: dict[tuple[torch.dtype, bool], tuple[tuple[object, ...], Tensor]] = {}
+        self._cache: dict[tuple[torch.dtype, bool, bool], tuple[tuple[object, ...], Tensor]] = {}
         self._constants: dict[bool, Tensor] | None = None
 
     def weight(self) -> Tensor:
@@ -77,7 +97,7 @@ class InvertibleConv1x1(InvertibleModule):
         What an ONNX export traces: a weight that is a constant at inference, instead of the LU product and the
         matrix inverse, which ONNX has no operator for.
         """
-        with torch.no_grad():
+        with torch.no_grad(), exact_float32():
             self._constants = {rev: self._matrix(torch.float32, rev) for rev in (False, True)}
         try:
             yield
@@ -85,25 +105,36 @@ class InvertibleConv1x1(InvertibleModule):
             self._constants = None
 
     def _matrix(self, dtype: torch.dtype, rev: bool) -> Tensor:
-        """W (or W^-1 when ``rev``) in ``dtype``; cached while gradients are off, so inference skips the LU work."""
+        """W (or W^-1 when ``rev``) in ``dtype``: with gradients on, W is rebuilt and W^-1 comes from the cache with
+        its gradient attached; with gradients off both come from the cache."""
         if self._constants is not None:
             return self._constants[rev].to(dtype)
-        key = self._factors_key() if not torch.is_grad_enabled() else None
-        cached = self._cache.get((dtype, rev))
+        if not torch.is_grad_enabled():
+            return self._cached(dtype, rev)
+        weight = self.weight().to(dtype)
+        return _CachedInverse.apply(weight, self._cached(dtype, rev)) if rev else weight
+
+    @torch.no_grad()
+    def _cached(self, dtype: torch.dtype, rev: bool) -> Tensor:
+        """W (or W^-1) of the current L, U and log|s|, without a graph, computed once per change of theirs."""
+        key, slot = self._factors_key(), (dtype, rev, torch.is_inference_mode_enabled())  # inference tensors stay there
+        cached = self._cache.get(slot)
         if key is not None and cached is not None and cached[0] == key:
             return cached[1]
-        weight = self.weight().to(dtype)
+        matrix = self.weight().to(dtype)
         if rev:
-            weight = torch.linalg.inv(weight)
+            # inv_ex skips the singularity check (a host sync on a GPU): W = P L U with exp(log|s|) on U's diagonal
+            # is invertible by construction
+            matrix = torch.linalg.inv_ex(matrix).inverse
         if key is not None:
-            self._cache[(dtype, rev)] = (key, weight)
-        return weight
+            self._cache[slot] = (key, matrix)
+        return matrix
 
     def forward(
         self, x: Sequence[Tensor], c: Sequence[Tensor] = (), rev: bool = False, jac: bool = True
     ) -> tuple[tuple[Tensor], Tensor]:
         (inp,) = x
-        with torch.autocast(device_type=inp.device.type, enabled=False):
+        with torch.autocast(device_type=inp.device.type, enabled=False), exact_float32():
             dtype = torch.promote_types(inp.dtype, torch.float32)
             weight = self._matrix(dtype, rev)
             out = F.conv2d(inp.to(dtype), weight[:, :, None, None])

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from FrEIA.modules import InvertibleModule
 from torch import Tensor, nn
 
+from .precision import exact_float32
+
 with warnings.catch_warnings():  # pytorch-wavelets 1.3 imports pkg_resources, which warns; not ours to fix
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     from pytorch_wavelets.dwt import lowlevel
@@ -39,7 +41,7 @@ class HaarWavelet(nn.Module):
     """One level of the orthonormal Haar DWT: ``analysis(x) -> (low, detail)`` and its exact inverse.
 
     Inputs must have even height and width; :class:`WaveletPyramid` pads arbitrary sizes. Runs outside
-    autocast, in the input's dtype (at least float32).
+    autocast, in the input's dtype (at least float32), with TF32 off (:func:`~.precision.exact_float32`).
 
     Example:
         >>> haar = HaarWavelet()
@@ -71,14 +73,14 @@ class HaarWavelet(nn.Module):
         """Image (N, C, H, W), H and W even -> low-pass (N, C, H/2, W/2), detail bands (N, 3C, H/2, W/2)."""
         if x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"HaarWavelet.analysis needs even height and width, got {tuple(x.shape[-2:])}")
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with torch.autocast(device_type=x.device.type, enabled=False), exact_float32():
             x = x.to(torch.promote_types(x.dtype, torch.float32))
             bands = self._grouped(F.conv2d, x, "analysis", x.shape[1]).unflatten(1, (x.shape[1], 4))
         return bands[:, :, 0].contiguous(), bands[:, :, 1:].flatten(1, 2)
 
     def synthesis(self, low: Tensor, detail: Tensor) -> Tensor:
         """Exact inverse of :meth:`analysis`."""
-        with torch.autocast(device_type=low.device.type, enabled=False):
+        with torch.autocast(device_type=low.device.type, enabled=False), exact_float32():
             dtype = torch.promote_types(torch.promote_types(low.dtype, detail.dtype), torch.float32)
             bands = torch.cat([low.to(dtype).unsqueeze(2), detail.to(dtype).unflatten(1, (low.shape[1], 3))], dim=2)
             return self._grouped(F.conv_transpose2d, bands.flatten(1, 2), "synthesis", low.shape[1])

@@ -16,7 +16,8 @@ from .schedule import OptimizerName
 from .stages import STAGES, ImageLoss, Objectives, SharpInit
 
 MixedPrecision = Literal["no", "fp16", "bf16"]
-Tracker = Literal["none", "tensorboard"]
+Tracker = Literal["none", "tensorboard", "wandb", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab",
+                  "trackio"]
 STAGE_COUNT = len(STAGES)
 
 
@@ -87,13 +88,18 @@ class TrainConfig:
         gradient_accumulation_steps: batches accumulated into one optimiser step.
         mixed_precision: autocast precision of the networks, log-dets and losses stay float32 (unset: Accelerate's
             setting, else no).
+        tf32: let float32 matrix products and convolutions run in TF32 on GPUs that have it (faster, 10-bit
+            mantissa); the invertible 1x1 convolutions and the Haar transform stay float32 either way.
         seed: seed of the model, data order and crops.
         checkpointing_steps: save the training state every N steps (0: never).
         checkpoints_total_limit: newest checkpoints kept (all: 0 on the command line, None in a TrainConfig).
         resume_from_checkpoint: 'latest' (in --output-dir) or a checkpoint folder to continue from.
         validation_steps: validate every N steps (0: only at the end of each stage).
         validation_images: validation images scored each time (the first of the val split).
-        report_to: experiment tracker.
+        report_to: experiment tracker (any of Accelerate's; its package must be installed).
+        logging_steps: log the losses (averaged over processes) every N steps and at each stage's end.
+        allow_resume_batch_change: resume a checkpoint under another global batch (processes x --batch-size x
+            --gradient-accumulation-steps), continuing from the images it had seen.
         init_from: fine-tune a model: start from the weights and architecture of a shipped model (general,
             gauss3), a model directory or a Hugging Face Hub id; --preset and the model flags are then not used.
 
@@ -126,6 +132,7 @@ class TrainConfig:
     max_grad_norm: float = 50.0
     gradient_accumulation_steps: int = 1
     mixed_precision: MixedPrecision | None = None
+    tf32: bool = False
     seed: int = 0
     checkpointing_steps: int = 1_000
     checkpoints_total_limit: int | None = 3
@@ -133,6 +140,8 @@ class TrainConfig:
     validation_steps: int = 1_000
     validation_images: int = 64
     report_to: Tracker = "none"
+    logging_steps: int = 10
+    allow_resume_batch_change: bool = False
     init_from: str | None = None
 
     def __post_init__(self) -> None:
@@ -166,7 +175,7 @@ class TrainConfig:
             problems.append(f"--max-grad-norm must be positive, got {self.max_grad_norm}")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             problems.append("--checkpoints-total-limit must be at least 1 (or None to keep all)")
-        positive = ("crop_size", "batch_size", "gradient_accumulation_steps", "validation_images")
+        positive = ("crop_size", "batch_size", "gradient_accumulation_steps", "validation_images", "logging_steps")
         non_negative = ("num_workers", "warmup_steps", "seed", "checkpointing_steps", "validation_steps")
         problems += [f"--{n.replace('_', '-')} must be at least 1" for n in positive if getattr(self, n) < 1]
         problems += [f"--{n.replace('_', '-')} must be >= 0" for n in non_negative if getattr(self, n) < 0]

@@ -7,24 +7,18 @@ would make the replicas diverge.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from accelerate import Accelerator
 from torch import Tensor
 
 
-def finite_everywhere(accelerator: Accelerator, finite_here: bool) -> bool:
-    """True only if ``finite_here`` holds on every process; all processes get the same answer (one all-reduce)."""
-    flag = torch.tensor([0.0 if finite_here else 1.0], device=accelerator.device)
-    return accelerator.reduce(flag, reduction="sum").item() == 0.0
-
-
-def step_is_finite(accelerator: Accelerator, losses: list[Tensor], grad_norm: float) -> bool:
+def step_is_finite(accelerator: Accelerator, losses: list[Tensor], grad_norm: Tensor) -> bool:
     """Whether this optimiser step may be applied: every process's losses and the gradient norm are finite.
 
     ``losses`` are this process's losses over the accumulation window; ``grad_norm`` is the (synchronised)
-    gradient norm that clipping measured.
+    gradient norm that clipping measured. The test runs on the device; its one all-reduced answer is the only value
+    read back (the step cannot go on without it).
     """
-    finite = math.isfinite(grad_norm) and all(bool(torch.isfinite(loss).all()) for loss in losses)
-    return finite_everywhere(accelerator, finite)
+    finite = torch.stack([torch.isfinite(value).all() for value in [*losses, grad_norm]]).all()
+    not_finite = (~finite).float().reshape(1).to(accelerator.device)
+    return accelerator.reduce(not_finite, reduction="sum").item() == 0.0

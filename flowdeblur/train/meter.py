@@ -7,23 +7,32 @@ from accelerate import Accelerator
 from torch import Tensor
 
 
-def mean_losses(losses: list[dict[str, Tensor]]) -> dict[str, float]:
-    """Each loss of one optimiser step, averaged over its micro-batches (this process)."""
-    return {name: sum(float(out[name]) for out in losses) / len(losses) for name in losses[0]}
+def mean_losses(losses: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Each loss of one optimiser step, averaged over its micro-batches (this process), left on the device."""
+    return {name: torch.stack([out[name] for out in losses]).mean() for name in losses[0]}
+
+
+def reduced_means(accelerator: Accelerator, losses: dict[str, Tensor]) -> dict[str, float]:
+    """:func:`mean_losses` averaged over every process (one collective: every process must call it)."""
+    if not losses:
+        return {}
+    means = accelerator.reduce(torch.stack(list(losses.values())).double(), reduction="mean")
+    return dict(zip(losses, means.tolist(), strict=True))
 
 
 class StageMeter:
-    """Sums of one stage's losses over the steps that were applied, and the time and images its steps took."""
+    """Sums of one stage's losses over the steps that were applied (on the device), and the time and images its
+    steps took."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, Tensor] = {}
         self.applied = 0
         self.steps = 0
         self.images = 0
         self.seconds = 0.0
 
-    def add(self, losses: dict[str, float], applied: bool, images: int, seconds: float) -> None:
+    def add(self, losses: dict[str, Tensor], applied: bool, images: int, seconds: float) -> None:
         """Record one optimiser step: its losses (:func:`mean_losses`), whether it was applied, images seen."""
         self.names = list(losses)
         self.steps += 1
@@ -32,12 +41,13 @@ class StageMeter:
         if applied:
             self.applied += 1
             for name, value in losses.items():
-                self.sums[name] = self.sums.get(name, 0.0) + value
+                self.sums[name] = self.sums[name] + value.double() if name in self.sums else value.double()
 
     def summary(self, accelerator: Accelerator) -> dict[str, float]:
         """Mean of each loss over every process's applied steps, plus steps, images/s and seconds (collective)."""
-        local = [self.sums.get(name, 0.0) for name in self.names] + [float(self.applied)]
-        totals = accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=accelerator.device), "sum")
+        zero = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        local = [self.sums.get(name, zero).to(zero) for name in self.names] + [zero + self.applied]
+        totals = accelerator.reduce(torch.stack(local), "sum")
         applied = float(totals[-1])
         sums = zip(self.names, totals[:-1].tolist(), strict=True)
         means = {name: total / applied if applied else float("nan") for name, total in sums}

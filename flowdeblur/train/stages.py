@@ -20,6 +20,8 @@ from .losses import gaussian_nll_bits_per_dim, latent_mse, mlr_loss, pixel_loss,
 
 # How the sharp branch starts: as a copy of the INNs stage 1 trains on both kinds of images, or on its own.
 SharpInit = Literal["shared", "separate"]
+# The parts a stage can train, which together hold every parameter of the model.
+PARTS = ("blur", "sharp", "transfer", "refine")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,12 @@ class Stage:
     def lr_flag(self) -> str:
         """The recipes' flag (as a Python name) for this stage's peak learning rate: ``stage1_lr``."""
         return f"stage{self.number}_lr"
+
+    @property
+    def trains_every_part(self) -> bool:
+        """Whether every parameter of the model gets a gradient in this stage; otherwise the distributed wrapper
+        must search each step's graph for the parameters left out (``find_unused_parameters``)."""
+        return set(self.trains) >= set(PARTS)
 
     def parameters(self, model: WaveletUNetFlow) -> list[nn.Parameter]:
         """The parameters of the parts this stage trains (its optimiser's parameter group), each once."""
@@ -168,5 +176,5 @@ STAGES: tuple[Stage, ...] = (
     Stage(3, "ssim", "L_SSIM (Eq. 12) on the sharp INNs and transfer nets, through the synthesis",
           ("sharp", "transfer", "refine"), StageObjective._ssim, learning_rate=1e-4),
     Stage(4, "joint", "pixel loss (+ weighted SSIM and likelihood) of the output image, end to end on every part",
-          ("blur", "sharp", "transfer", "refine"), StageObjective._joint, learning_rate=1e-3),
+          PARTS, StageObjective._joint, learning_rate=1e-3),
 )

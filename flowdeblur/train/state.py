@@ -9,6 +9,7 @@ nothing reads it). A checkpoint damaged later (a truncated copy) is skipped by `
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shlex
@@ -22,7 +23,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from .config import STAGE_COUNT, TrainConfigError
+from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 
 logger = get_logger(__name__)
 
@@ -34,7 +35,8 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 class TrainingProgress:
     """Where the loop is: the stage (its index in ``STAGES``, 0-3; 4 when done), steps done in it, skipped steps
     per stage, wall time, and the steps per stage of the schedule and the optimiser it belongs to (which a resumed
-    run must ask for again)."""
+    run must ask for again); the processes, per-process batch and accumulation steps that make its global batch, and
+    the training images read so far (None in checkpoints written before they were recorded)."""
 
     stage: int = 0
     stage_step: int = 0
@@ -42,6 +44,15 @@ class TrainingProgress:
     elapsed_s: float = 0.0
     stage_steps: list[int] | None = None
     optimizer: str | None = None
+    processes: int | None = None
+    batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    images_seen: int | None = None
+
+    def global_batch(self) -> int | None:
+        """Images per optimiser step of the run this progress belongs to (None if not recorded)."""
+        factors = (self.processes, self.batch_size, self.gradient_accumulation_steps)
+        return None if None in factors else math.prod(factors)
 
     def global_step(self, stage_steps: tuple[int, ...]) -> int:
         """Optimiser steps done over all stages."""
@@ -55,6 +66,22 @@ class TrainingProgress:
         """Restore what :meth:`state_dict` returned."""
         for name, value in state.items():
             setattr(self, name, value)
+
+
+def check_global_batch(checkpoint: Path, saved: TrainingProgress, config: TrainConfig, processes: int) -> int:
+    """The global batch of the run ``checkpoint`` was saved in; refuse to resume it under another one unless
+    ``allow_resume_batch_change`` (its data position and learning rates were counted in its own batches). A
+    checkpoint that recorded none is taken to have the current one."""
+    current = processes * config.batch_size * config.gradient_accumulation_steps
+    recorded = saved.global_batch()
+    if recorded is None or recorded == current or config.allow_resume_batch_change:
+        return current if recorded is None else recorded
+    raise TrainConfigError(
+        f"{checkpoint} was saved by a run of {saved.processes} process(es) x --batch-size {saved.batch_size} x "
+        f"--gradient-accumulation-steps {saved.gradient_accumulation_steps} = {recorded} images per step, not "
+        f"{processes} x {config.batch_size} x {config.gradient_accumulation_steps} = {current}: resume with the "
+        "same, or pass --allow-resume-batch-change to continue from the images it had seen"
+    )
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:

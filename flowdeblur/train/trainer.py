@@ -9,30 +9,38 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.logging import get_logger
-from accelerate.utils import GradientAccumulationPlugin, ProjectConfiguration, gather_object, set_seed
-from accelerate.utils.imports import is_tensorboard_available
+from accelerate.utils import (
+    GradientAccumulationPlugin,
+    ProjectConfiguration,
+    broadcast_object_list,
+    gather_object,
+    set_seed,
+)
+from accelerate.utils import imports as accelerate_imports
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..flows.actnorm import pooled_statistics
+from ..flows.precision import set_tf32
 from ..model import WaveletUNetFlow
 from ..model_format import CheckpointError
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
 from .guard import step_is_finite
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
-from .meter import StageMeter, format_losses, mean_losses
+from .meter import StageMeter, format_losses, mean_losses, reduced_means
 from .schedule import stage_optimizer, stage_scheduler
 from .stages import STAGES, Stage, StageObjective
-from .state import TrainingProgress, load_checkpoint, resolve_resume, save_checkpoint
+from .state import TrainingProgress, check_global_batch, load_checkpoint, resolve_resume, save_checkpoint
 from .validate import format_scores, validate
 
 logger = get_logger(__name__)
@@ -48,10 +56,13 @@ def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) 
     :meth:`WaveletUNetFlow.save_pretrained`; its metadata records the dataset, stage steps, seed, wall time,
     per-stage losses and throughput, skipped steps and the final validation scores.
     """
-    if config.report_to == "tensorboard" and not is_tensorboard_available():
-        raise TrainConfigError("--report-to tensorboard needs the tensorboard package: pip install tensorboard")
+    tracker = config.report_to
+    if tracker != "none" and not getattr(accelerate_imports, f"is_{tracker}_available")():
+        package = tracker.replace("_", "-")
+        raise TrainConfigError(f"--report-to {tracker} needs the {package} package: pip install {package}")
     datasets = datasets or load_datasets(config)
     resume_from = resolve_resume(config.output_dir, config.resume_from_checkpoint)
+    set_tf32(config.tf32)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
         gradient_accumulation_plugin=GradientAccumulationPlugin(
@@ -64,9 +75,13 @@ def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) 
             logging_dir=str(config.output_dir / "logs"),
             total_limit=config.checkpoints_total_limit,
         ),
-        # Each stage leaves part of the model out of the graph; one wrapper serves all four stages.
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+        # One wrapper serves all four stages; the graph is searched for parameters left out only where a scheduled
+        # stage leaves some out (a search per step costs time).
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=not all(
+            stage.trains_every_part for stage, steps in zip(STAGES, config.stage_steps, strict=True) if steps
+        ))],
     )
+    resume_from = broadcast_object_list([resume_from])[0]  # the first process's choice, which every process loads
     if config.resume_from_checkpoint and not resume_from:
         logger.info(f"no checkpoint in {config.output_dir} yet: starting from scratch")
     return _Training(config, accelerator, datasets, resume_from).run()
@@ -150,7 +165,7 @@ class _Training:
         self.sampler = loader.sampler
         set_seed(config.seed)
         model = _starting_model(config)
-        model.initialize(*first_batch(datasets[0], config))  # a no-op for a loaded model: its ActNorms are set
+        self._initialize(model, datasets[0])
         self.objective, self.train_loader, self.val_loader = accelerator.prepare(
             StageObjective(model, config.objectives()), loader, validation_loader(datasets[1], config)
         )
@@ -158,14 +173,22 @@ class _Training:
         # Prepared stage by stage in STAGES order, the order a checkpoint keeps optimisers and schedules in.
         self.bundles = [self._bundle(stage, learning_rate, steps) for stage, learning_rate, steps in
                         zip(STAGES, config.learning_rates, config.stage_steps, strict=True)]
-        self.progress = TrainingProgress(stage_steps=list(config.stage_steps), optimizer=config.optimizer)
+        self.images_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
+        self.progress = TrainingProgress(
+            stage_steps=list(config.stage_steps), optimizer=config.optimizer, processes=accelerator.num_processes,
+            batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation_steps, images_seen=0,
+        )
         accelerator.register_for_checkpointing(self.progress)
+        saved_batch = self.images_per_step
         if resume_from:
             checkpoint = load_checkpoint(accelerator, resume_from)
             _check_schedule(checkpoint, self.progress, config)
+            saved_batch = check_global_batch(checkpoint, self.progress, config, accelerator.num_processes)
             logger.info(f"resumed from {checkpoint} at {self._position()}")
+        self.data_start = self._data_start(saved_batch)
+        self.progress.processes, self.progress.batch_size = accelerator.num_processes, config.batch_size
+        self.progress.gradient_accumulation_steps = config.gradient_accumulation_steps
         accelerator.init_trackers("flowdeblur", config=_flat(config.to_dict()))
-        self.images_per_step = config.batch_size * config.gradient_accumulation_steps * accelerator.num_processes
         self.last_validation: tuple[int, dict[str, float]] | None = None
         logger.info(
             f"training on {accelerator.num_processes} process(es) ({accelerator.distributed_type.value} on "
@@ -175,6 +198,33 @@ class _Training:
         if accelerator.mixed_precision != "no" and not accelerator.native_amp:
             logger.warning(f"{accelerator.mixed_precision} autocast is not available on {accelerator.device}: "
                            "the networks run in float32")
+
+    def _initialize(self, model: WaveletUNetFlow, dataset: Dataset) -> None:
+        """ActNorm's data-dependent start from the first global batch of epoch 0: each process takes its share, as
+        the sharded loader would give it, and the statistics are summed over processes, so the initial weights are
+        those of one process reading the whole batch (a no-op for a loaded model: its ActNorms are set)."""
+        accelerator, config = self.accelerator, self.config
+        blurry, sharp = first_batch(dataset, replace(config, batch_size=config.batch_size * accelerator.num_processes))
+        rank, size = accelerator.process_index, config.batch_size
+        share = slice(rank * size, (rank + 1) * size)
+
+        def reduce_sum(tensor: Tensor) -> Tensor:
+            return accelerator.reduce(tensor.to(accelerator.device), reduction="sum").to(tensor.device)
+
+        with pooled_statistics(reduce_sum):
+            model.initialize(blurry[share], sharp[share])
+
+    def _data_start(self, saved_batch: int) -> int:
+        """This process's first batch of the training stream: where the run left it, or, under another global batch,
+        the first batch after the images the run had read (by epoch and place in it), so none is read twice."""
+        progress, micro_batch = self.progress, self.config.batch_size * self.accelerator.num_processes
+        if progress.images_seen is None:  # a checkpoint from before the count was recorded: the global batch is kept
+            progress.images_seen = self._global_step() * self.images_per_step
+        if saved_batch == self.images_per_step:
+            return progress.images_seen // micro_batch
+        saved_micro = saved_batch // (progress.gradient_accumulation_steps or 1)
+        epoch, offset = divmod(progress.images_seen, len(self.datasets[0]) // saved_micro * saved_micro)
+        return epoch * len(self.train_loader) + -(-offset // micro_batch)
 
     def _bundle(self, stage: Stage, learning_rate: float, steps: int) -> _StageBundle:
         """The prepared optimiser and schedule of ``stage``, over the parameters it trains."""
@@ -201,9 +251,7 @@ class _Training:
         """Every remaining stage, the final validation, then the final model."""
         config, progress = self.config, self.progress
         self.started, self.elapsed_before = time.perf_counter(), progress.elapsed_s
-        self.batches = batch_stream(
-            self.accelerator, self.train_loader, self.sampler, self._global_step() * config.gradient_accumulation_steps
-        )
+        self.batches = batch_stream(self.accelerator, self.train_loader, self.sampler, self.data_start)
         self.bar = tqdm(
             total=config.total_steps, initial=self._global_step(), unit="step", dynamic_ncols=True,
             disable=not self.accelerator.is_main_process,
@@ -234,6 +282,7 @@ class _Training:
             means = mean_losses(losses)
             meter.add(means, applied, self.images_per_step, time.perf_counter() - began)
             progress.stage_step += 1
+            progress.images_seen += self.images_per_step
             global_step = self._global_step()
             if not applied:
                 progress.skipped[index] += 1
@@ -241,7 +290,9 @@ class _Training:
                     f"step {global_step} (stage {stage.number}): loss or gradients not finite on at least one process, "
                     f"update skipped ({sum(progress.skipped)} skipped so far)"
                 )
-            self._log_step(stage, means, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
+            self.bar.update(1)
+            if global_step % self.config.logging_steps == 0 or progress.stage_step == steps:
+                self._log_step(stage, means, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
             if progress.stage_step < steps:
                 self._after_step(global_step, stage_end=False)
         summary = {**meter.summary(self.accelerator), "skipped_steps": progress.skipped[index]}
@@ -269,10 +320,12 @@ class _Training:
                             "(stage 1 ran no steps)")
         self.progress.stage, self.progress.stage_step = stage.number, 0
 
-    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, float]:
+    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, Tensor]:
         """One optimiser step of a stage: accumulate, clip, then apply it unless the guard says skip.
 
-        Returns the micro-batches' losses, whether the update was applied, and the gradient norm before clipping.
+        Returns the micro-batches' losses, whether the update was applied, and the gradient norm before clipping
+        (NaN where clipping measures none), all but the guard's answer left on the device: the guard reads one value
+        per step, nothing else waits for the device.
         """
         accelerator, optimizer = self.accelerator, bundle.optimizer
         losses = []
@@ -283,7 +336,7 @@ class _Training:
                 accelerator.backward(out["loss"])
             losses.append({name: value.detach().float() for name, value in out.items()})
         clipped = accelerator.clip_grad_norm_(bundle.parameters, self.config.max_grad_norm)
-        grad_norm = math.nan if clipped is None else float(clipped)
+        grad_norm = torch.tensor(math.nan, device=accelerator.device) if clipped is None else clipped
         applied = step_is_finite(accelerator, [out["loss"] for out in losses], grad_norm)
         if applied:
             optimizer.step()
@@ -293,14 +346,15 @@ class _Training:
         optimizer.zero_grad(set_to_none=True)
         return losses, applied, grad_norm
 
-    def _log_step(self, stage: Stage, losses: dict[str, float], extra: dict[str, float], global_step: int) -> None:
-        """The step's losses (:func:`mean_losses`) and ``extra`` values, to trackers and the progress bar."""
-        values = {f"train/{name}": value for name, value in losses.items()}
-        values.update({f"train/{name}": value for name, value in extra.items()})
+    def _log_step(self, stage: Stage, losses: dict[str, Tensor], extra: dict[str, float | Tensor],
+                  global_step: int) -> None:
+        """The step's losses (:func:`mean_losses`, averaged over processes: every process calls it) and ``extra``
+        values, to trackers and the progress bar."""
+        values = {f"train/{name}": value for name, value in reduced_means(self.accelerator, losses).items()}
+        values.update({f"train/{name}": float(value) for name, value in extra.items()})
         values["train/stage"] = stage.number
         values["train/skipped_steps"] = sum(self.progress.skipped)
         self.accelerator.log(values, step=global_step)
-        self.bar.update(1)
         self.bar.set_postfix(loss=f"{values['train/loss']:.4g}", lr=f"{values['train/lr']:.2e}")
 
     def _after_step(self, global_step: int, stage_end: bool) -> None:
@@ -338,6 +392,7 @@ class _Training:
                 "stage_steps": {stage.name: steps for stage, steps in zip(STAGES, config.stage_steps, strict=True)},
                 "seed": config.seed,
                 "mixed_precision": accelerator.mixed_precision,
+                "tf32": config.tf32,
                 "wall_time_s": self._elapsed(),
                 "validation": self.last_validation[1],
                 "skipped_steps": sum(self.progress.skipped),
