@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import Dataset
 
 from . import seeding
-from .errors import DatasetError, option
+from .errors import DatasetError, SkippedItemError, option
+from .io import to_unit
 from .transforms import crop, crop_origin, random_flips, to_color
 
 
@@ -25,7 +26,9 @@ class Source(Protocol):
 
     def name(self, index: int) -> str: ...
 
-    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(blurry, sharp) (C, H, W): float in [0, 1], or uint8/uint16 samples that the dataset converts after
+        cropping."""
 
 
 @dataclass
@@ -61,8 +64,15 @@ class DeblurDataset(Dataset):
 
     @property
     def description(self) -> dict[str, Any]:
-        """The dataset, split, sizes, blur protocol, colour and crop, as JSON-serialisable facts."""
-        return copy.deepcopy(self._description)
+        """The dataset, split, sizes, blur protocol, colour and crop, as JSON-serialisable facts; ``skipped`` counts
+        the bad files found so far, at start-up and when read."""
+        description = copy.deepcopy(self._description)
+        found_bad = getattr(self.source, "found_bad", dict)()
+        if found_bad:
+            skipped = description.setdefault("skipped", {})
+            for kind, count in found_bad.items():
+                skipped[kind] = skipped.get(kind, 0) + count
+        return description
 
     @property
     def names(self) -> list[str]:
@@ -89,7 +99,16 @@ class DeblurDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
-        index %= len(self)
+        for offset in range(len(self)):
+            try:
+                return self._item((index + offset) % len(self))
+            except SkippedItemError:  # a file found unreadable under skip_bad (warned and counted): serve the next item
+                continue
+        raise DatasetError("found no usable images", expected="at least one readable pair")
+
+    def _item(self, index: int) -> dict[str, Any]:
+        """Item ``index``: cropped while its pixels are still integers (a memory-mapped frame is read only there),
+        then converted to float, flipped and put in the model's colour."""
         blurry, sharp = self.source.load(index)
         name = self.source.name(index)
         images = [blurry] if sharp is None else [blurry, sharp]
@@ -103,6 +122,7 @@ class DeblurDataset(Dataset):
                 )
             top, left = crop_origin(height, width, self.crop_size, rng)
             images = [crop(image, top, left, self.crop_size) for image in images]
+        images = [to_unit(image) for image in images]
         if rng is not None:
             images = random_flips(images, rng)
         item: dict[str, Any] = {"blurry": to_color(images[0], self.color), "name": name}

@@ -58,6 +58,10 @@ class DatasetError(ValueError):
         super().__init__("; ".join(parts))
 
 
+class SkippedItemError(Exception):
+    """An item whose file turned out unreadable when read, under ``skip_bad``: the dataset serves the next item."""
+
+
 def preview(names: Sequence[str], limit: int = PREVIEW) -> str:
     """A short list of names for a message: the first few, then how many more."""
     shown = ", ".join(names[:limit])

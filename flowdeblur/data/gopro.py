@@ -10,8 +10,7 @@ from pathlib import Path
 
 from .dataset import Loaded
 from .errors import DatasetError, listing, require_dir
-from .paired import PairScan
-from .sources import FilePairs
+from .paired import PairScan, decoded_at_start
 from .splits import pick, shipped_assignment, split_sizes
 
 SECTION = "gopro"
@@ -33,7 +32,7 @@ def load(
     sequences = sorted(p for p in pool.iterdir() if p.is_dir())
     if not sequences:
         raise DatasetError(f"found {listing(pool)}, no sequence folders", path=pool, expected=EXPECTED, section=SECTION)
-    scan = PairScan(root, expected=EXPECTED, section=SECTION)
+    scan = PairScan(root, expected=EXPECTED, section=SECTION, decode=decoded_at_start(split))
     for sequence in sequences:
         group = sequence.name
         scan.add_pairs(sequence / blur_folder, sequence / "sharp", group_of=lambda _key, g=group: g, prefix=f"{group}/")
@@ -42,7 +41,7 @@ def load(
     chosen = pick(assignment, split, path=pool, section=SECTION)
     rule = "shipped test/" if split == "test" else "shipped train/, a seeded ninth of its sequences as val"
     return Loaded(
-        FilePairs([pairs[i] for i in chosen]),
+        scan.source([pairs[i] for i in chosen]),
         info={
             "blur_folder": blur_folder,
             "sequences": sorted({pairs[i].group for i in chosen}),

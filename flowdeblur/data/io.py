@@ -183,13 +183,29 @@ def _pixels(source: Path | bytes, image: Image.Image, info: ImageInfo, name: str
     return np.asarray(image.convert(("L" if info.channels == 1 else "RGB") + ("A" if alpha else "")))
 
 
+_SCALES = {torch.uint8: 255.0, torch.uint16: 65535.0}
+
+
+def array_view(array: np.ndarray) -> torch.Tensor:
+    """uint8 or uint16 (H, W) or (H, W, C) array -> (C, H, W) integer tensor sharing its memory (no copy), so that
+    a crop of a memory-mapped frame reads only the crop."""
+    if array.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"expected a uint8 or uint16 image array, got {array.dtype}")
+    if not array.flags.writeable or min(array.strides) < 0:  # torch takes neither (Pillow's arrays, flipped views)
+        array = array.copy()
+    pixels = torch.from_numpy(array)
+    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1)
+
+
+def to_unit(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 or uint16 (C, H, W) tensor as float32 in [0, 1]; a float tensor is returned as it is."""
+    scale = _SCALES.get(image.dtype)
+    return image if scale is None else image.to(torch.float32).div_(scale).contiguous()
+
+
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:
     """uint8 or uint16 (H, W) or (H, W, C) array -> float32 (C, H, W) tensor in [0, 1]."""
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype)
-    if scale is None:
-        raise TypeError(f"expected a uint8 or uint16 image array, got {array.dtype}")
-    pixels = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32) / np.float32(scale))
-    return pixels.unsqueeze(0) if pixels.dim() == 2 else pixels.permute(2, 0, 1).contiguous()
+    return to_unit(array_view(array))
 
 
 def _decode_array(source: Path | bytes, name: str, keep_alpha: bool = False) -> tuple[np.ndarray, ImageInfo]:
@@ -220,6 +236,12 @@ def probe_image(path: str | Path) -> ImageInfo:
     with _open(Path(path), str(path)) as image:
         _supported(image, str(path))
         return _info(image)
+
+
+def read_array(path: str | Path) -> np.ndarray:
+    """The decoded samples of an image file as :func:`read_image` reads them, before conversion to float: a uint8 or
+    uint16 (H, W) or (H, W, C) array, upright, alpha dropped."""
+    return _decode_array(Path(path), str(path))[0]
 
 
 def check_image(path: str | Path) -> ImageInfo:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from .dataset import Loaded
 from .errors import DatasetError, require_dir
-from .paired import PairScan
-from .sources import FilePairs
+from .paired import PairScan, decoded_at_start
 from .splits import RATIO, assign_splits, pick, split_sizes
 
 SECTION = "lai-et-al-2016"
@@ -46,14 +45,14 @@ def load(
     if subset not in SUBSETS:
         raise DatasetError(f"subset {subset!r} is not one of {tuple(SUBSETS)}", section=SECTION)
     base = _under(root, "synthetic_dataset")
-    scan = PairScan(base, expected=EXPECTED, section=SECTION)
+    scan = PairScan(base, expected=EXPECTED, section=SECTION, decode=decoded_at_start(split))
     for folder in SUBSETS[subset]:
         scan.add_pairs(base / folder, base / "ground_truth", sharp_key=ground_truth_of, prefix=f"{folder}/")
     pairs, skipped = scan.finish(skip_bad)
     assignment = assign_splits([pair.group for pair in pairs], seed)
     chosen = pick(assignment, split, path=base, section=SECTION)
     return Loaded(
-        FilePairs([pairs[i] for i in chosen]),
+        scan.source([pairs[i] for i in chosen]),
         info={
             "subset": subset,
             "split_rule": f"{RATIO} over ground-truth images, seeded",
@@ -75,11 +74,11 @@ def _real(folder: Path, split: str, skip_bad: bool, full_test_frames: bool) -> L
             expected="split='test'",
             section=SECTION,
         )
-    scan = PairScan(folder, expected=EXPECTED, section=SECTION)
+    scan = PairScan(folder, expected=EXPECTED, section=SECTION, decode=True)
     scan.add_unpaired(folder)
     pairs, skipped = scan.finish(skip_bad)
     return Loaded(
-        FilePairs(pairs),
+        scan.source(pairs),
         info={"subset": "real", "split_rule": "all images (deblur only, unpaired)", "skipped": skipped},
         blur={"kind": "real", "source": "real_dataset (no sharp images)"},
         full_test_frames=full_test_frames,

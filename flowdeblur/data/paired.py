@@ -1,7 +1,10 @@
 """Blurry/sharp pairs from folders: the scanner GoPro and Lai share, and the user's own ``blur/`` + ``sharp/`` layout.
 
-Scanning decodes every file (readable to the end, same size as its partner) before training starts, and reports
-all problems at once: one DatasetError naming the files, or with ``skip_bad`` a warning and a count.
+Scanning reads every file's header (an image, same size as its partner) and reports all problems at once: one
+DatasetError naming the files, or with ``skip_bad`` a warning and a count. Training and val splits decode a file
+only when an item is read (start-up does not grow with the dataset); a file that does not decode then gets the same
+error, or under ``skip_bad`` the same warning, once, and a count. Test splits and ``split="all"``, which are scored
+whole, decode every file at start-up, so that no scored image is found bad halfway.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from pathlib import Path
 from .choices import ALL, SPLITS
 from .dataset import Loaded
 from .errors import DatasetError, listing, report_bad, require_dir
-from .io import IMAGE_SUFFIXES, check_image
-from .sources import FilePairs, Pair
+from .frames import FrameStore, cache_dir
+from .io import IMAGE_SUFFIXES, check_image, probe_image
+from .sources import UNREADABLE, FilePairs, LateCheck, Pair
 from .splits import RATIO, assign_splits, pick, shipped_assignment, split_sizes
 
 SECTION = "paired-folders"
@@ -32,18 +36,29 @@ PROBLEMS = (
     "names used by two files",
     "blurry images without a sharp image",
     "sharp images without a blurry image",
-    "unreadable images",
+    UNREADABLE,
     "pairs whose sizes differ",
 )
 
 
-class PairScan:
-    """Collects pairs and problems over one or more folders, then reports every problem at once."""
+def decoded_at_start(split: str) -> bool:
+    """Whether a split's files are all decoded at start-up: the splits scored whole (test, all), not those trained
+    and validated on, whose files are decoded when read."""
+    return split in ("test", ALL)
 
-    def __init__(self, base: Path, *, expected: str, section: str) -> None:
-        self.base, self.expected, self.section = base, expected, section
+
+class PairScan:
+    """Collects pairs and problems over one or more folders, then reports every problem at once.
+
+    With ``decode`` every file is decoded to the end; without, only headers are read and the pairs' source checks
+    each file when it is first read, keeping decoded frames in the frame cache (docs/datasets.md#frame-cache).
+    """
+
+    def __init__(self, base: Path, *, expected: str, section: str, decode: bool) -> None:
+        self.base, self.expected, self.section, self.decode = base, expected, section, decode
         self.problems: dict[str, list[str]] = {kind: [] for kind in PROBLEMS}
         self.pairs: list[Pair] = []
+        self.skip_bad = False
         self._sizes: dict[Path, tuple[int, int] | None] = {}
 
     def _relative(self, path: Path) -> str:
@@ -67,22 +82,23 @@ class PairScan:
         return images
 
     def _check(self, paths: Iterable[Path]) -> None:
-        """Decode each file not checked yet (in threads: decoding releases the GIL) and keep its (width, height),
-        or None and a problem naming it and why it cannot be read. Each thread reads under the caller's context, so
-        the pixel limit and the flags' spelling hold there too."""
+        """Decode (or with ``decode`` False read the header of) each file not checked yet, in threads (decoding and
+        reading release the GIL), and keep its (width, height), or None and a problem naming it and why it cannot
+        be read. Each thread reads under the caller's context, so the pixel limit and the flags' spelling hold there
+        too."""
         todo = [path for path in dict.fromkeys(paths) if path not in self._sizes]
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            futures = [pool.submit(copy_context().run, _decoded_size, path) for path in todo]
+            futures = [pool.submit(copy_context().run, _size, path, self.decode) for path in todo]
             outcomes = [future.result() for future in futures]
         for path, outcome in zip(todo, outcomes, strict=True):
             self._sizes[path] = outcome if isinstance(outcome, tuple) else None
             if isinstance(outcome, str):
-                self.problems["unreadable images"].append(f"{self._relative(path)} ({outcome})")
+                self.problems[UNREADABLE].append(f"{self._relative(path)} ({outcome})")
 
     def add_pairs(
         self, blur_dir: Path, sharp_dir: Path, *, sharp_key: KeyMap = str, group_of: KeyMap = str, prefix: str = ""
     ) -> None:
-        """Match the blurry files to sharp ones (``sharp_key`` maps a blurry key to its sharp key), decode both.
+        """Match the blurry files to sharp ones (``sharp_key`` maps a blurry key to its sharp key), check both.
 
         Pairs are named ``prefix`` + path under ``blur_dir`` and grouped by ``group_of`` of the sharp key.
         """
@@ -107,7 +123,7 @@ class PairScan:
             self.pairs.append(Pair(name, path, sharp[target], group_of(target)))
 
     def add_unpaired(self, folder: Path) -> None:
-        """Blurry images with no sharp partner (real blur, for deblurring only), each decoded to check it."""
+        """Blurry images with no sharp partner (real blur, for deblurring only), each checked."""
         images = self._images(folder)
         self._check(images.values())
         for path in images.values():
@@ -122,13 +138,20 @@ class PairScan:
         )
         if not self.pairs:
             raise DatasetError("found no usable images", path=self.base, expected=self.expected, section=self.section)
+        self.skip_bad = skip_bad
         return self.pairs, skipped
 
+    def source(self, pairs: list[Pair]) -> FilePairs:
+        """The chosen pairs, read through the frame cache when they were not decoded here, with late checks worded
+        as this scan words its problems."""
+        late = LateCheck(self.base, self.expected, self.section, self.skip_bad)
+        return FilePairs(pairs, FrameStore(None if self.decode else cache_dir()), late)
 
-def _decoded_size(path: Path) -> tuple[int, int] | str:
-    """(width, height) of a file that decodes to the end, else why it does not."""
+
+def _size(path: Path, decode: bool) -> tuple[int, int] | str:
+    """(width, height) of a file that decodes to the end (``decode``) or whose header reads, else why it does not."""
     try:
-        info = check_image(path)
+        info = check_image(path) if decode else probe_image(path)
     except DatasetError as error:
         return error.problem
     return info.width, info.height
@@ -155,7 +178,7 @@ def load(root: Path, split: str, seed: int, *, skip_bad: bool = False) -> Loaded
     pool = root / (split if split == "test" or val_shipped else "train") if shipped else root
     if not pool.is_dir():
         raise DatasetError(f"found {listing(root)} but no {pool.name}/", path=root, expected=EXPECTED, section=SECTION)
-    scan = PairScan(root, expected=EXPECTED, section=SECTION)
+    scan = PairScan(root, expected=EXPECTED, section=SECTION, decode=decoded_at_start(split))
     scan.add_pairs(pool / "blur", pool / "sharp", group_of=scene_of)
     pairs, skipped = scan.finish(skip_bad)
     groups = [pair.group for pair in pairs]
@@ -168,7 +191,7 @@ def load(root: Path, split: str, seed: int, *, skip_bad: bool = False) -> Loaded
         rule = f"shipped {pool.name}/ folder" + (", a seeded ninth of its scenes as val" if carved else "")
     chosen = pick(assignment, split, path=pool, section=SECTION)
     return Loaded(
-        FilePairs([pairs[i] for i in chosen]),
+        scan.source([pairs[i] for i in chosen]),
         info={"split_rule": rule, "split_sizes": split_sizes(assignment), "skipped": skipped},
         blur=BLUR,
     )
@@ -176,10 +199,10 @@ def load(root: Path, split: str, seed: int, *, skip_bad: bool = False) -> Loaded
 
 def _unsplit(root: Path, shipped: list[str], skip_bad: bool) -> Loaded:
     """Every pair under ``root``: of the flat folder, or of each shipped split folder (names prefixed by it)."""
-    scan = PairScan(root, expected=EXPECTED, section=SECTION)
+    scan = PairScan(root, expected=EXPECTED, section=SECTION, decode=True)
     for pool in [root / name for name in shipped] or [root]:
         scan.add_pairs(pool / "blur", pool / "sharp", group_of=scene_of, prefix=f"{pool.name}/" if shipped else "")
     pairs, skipped = scan.finish(skip_bad)
     rule = "every pair, unsplit" + (f" ({', '.join(f'{name}/' for name in shipped)})" if shipped else "")
-    return Loaded(FilePairs(pairs), info={"split_rule": rule, "split_sizes": {ALL: len(pairs)}, "skipped": skipped},
+    return Loaded(scan.source(pairs), info={"split_rule": rule, "split_sizes": {ALL: len(pairs)}, "skipped": skipped},
                   blur=BLUR)

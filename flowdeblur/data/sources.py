@@ -9,11 +9,15 @@ from pathlib import Path
 import torch
 
 from .blur import Blur, Key
-from .errors import DatasetError
-from .io import read_image
+from .errors import DatasetError, SkippedItemError, report_bad
+from .frames import FrameStore
+from .io import array_view, read_image
 from .transforms import square_resize
 
 Reader = Callable[[int], torch.Tensor]
+
+
+UNREADABLE = "unreadable images"
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,33 @@ class Pair:
     group: str
 
 
-class FilePairs:
-    """Blurry/sharp file pairs read on demand, for datasets that ship their blur (GoPro, Lai, paired folders)."""
+@dataclass(frozen=True)
+class LateCheck:
+    """How a file found unreadable only when read is reported: worded as the start-up scan words it (the dataset
+    root, its layout and docs section), an error, or under ``skip_bad`` a warning and a skipped item."""
 
-    def __init__(self, pairs: Sequence[Pair]) -> None:
-        self.pairs = list(pairs)
+    base: Path
+    expected: str
+    section: str
+    skip_bad: bool
+
+    def unreadable(self, path: Path, problem: str) -> SkippedItemError:
+        """Raise the DatasetError naming ``path`` and ``problem``, or (``skip_bad``) warn and return the skip."""
+        shown = f"{path.relative_to(self.base).as_posix()} ({problem})"
+        report_bad({UNREADABLE: [shown]}, path=self.base, expected=self.expected, section=self.section,
+                   skip_bad=self.skip_bad)
+        return SkippedItemError(shown)
+
+
+class FilePairs:
+    """Blurry/sharp file pairs read on demand, for datasets that ship their blur (GoPro, Lai, paired folders).
+
+    Images come as integer (C, H, W) tensors, memory-mapped from ``store`` where it has a folder, so that a crop
+    reads only its pixels; ``late`` reports a file that turns out unreadable (without it, the plain DatasetError).
+    """
+
+    def __init__(self, pairs: Sequence[Pair], store: FrameStore | None = None, late: LateCheck | None = None) -> None:
+        self.pairs, self.store, self.late = list(pairs), store or FrameStore(None), late
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -39,13 +65,22 @@ class FilePairs:
         """The item's name for reports."""
         return self.pairs[index].name
 
+    def _read(self, path: Path) -> torch.Tensor:
+        """One file's samples as an integer (C, H, W) tensor, or its error worded by ``late``."""
+        try:
+            return array_view(self.store.read(path))
+        except DatasetError as error:
+            if self.late is None:
+                raise
+            raise self.late.unreadable(path, error.problem) from error
+
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(blurry, sharp) as read from disk; sharp is None for unpaired real blur."""
+        """(blurry, sharp) as integer tensors, uint8 or uint16 as stored; sharp is None for unpaired real blur."""
         pair = self.pairs[index]
-        blurry = read_image(pair.blurry)
+        blurry = self._read(pair.blurry)
         if pair.sharp is None:
             return blurry, None
-        sharp = read_image(pair.sharp)
+        sharp = self._read(pair.sharp)
         if blurry.shape[-2:] != sharp.shape[-2:]:
             raise DatasetError(
                 f"blurry image is {tuple(blurry.shape[-2:])} but its sharp image {pair.sharp} is "
@@ -54,6 +89,12 @@ class FilePairs:
                 expected="a blurry and a sharp image of the same size",
             )
         return blurry, sharp
+
+    def found_bad(self) -> dict[str, int]:
+        """Files of these pairs found unreadable when read (by any process sharing the store), by problem."""
+        files = {file for pair in self.pairs for file in (pair.blurry, pair.sharp) if file is not None}
+        count = sum(self.store.failed(file) for file in files)
+        return {UNREADABLE: count} if count else {}
 
 
 class SharpImages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,12 @@ SCHEDULES: dict[str, tuple[int, ...]] = {
     "paper": steps_by_stage(mlr=50_000, transfer=20_000, ssim=10_000),
     "joint": steps_by_stage(joint=50_000),
 }
+
+
+def default_workers() -> int:
+    """Data loading processes that fit the machine: one CPU left for the training process, at most 4."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(4, cpus - 1))
 
 
 class TrainConfigError(ValueError):
@@ -71,7 +78,8 @@ class TrainConfig:
             multiple of 2^levels.
         data_options: the dataset loader's options (e.g. ``{"resize": 192}``).
         batch_size: images per process and step.
-        num_workers: data loading processes.
+        num_workers: data loading processes per training process, kept alive across epochs (default: one less than
+            the CPUs this process may use, at most 4).
         stage_steps: optimiser steps of each stage, in :data:`STAGES` order.
         learning_rates: peak learning rate of each stage.
         optimizer: adamax (the paper's) or adam, one per stage; at one learning rate adam takes larger steps
@@ -118,7 +126,7 @@ class TrainConfig:
     crop_size: int = 128
     data_options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 16
-    num_workers: int = 2
+    num_workers: int = default_workers()
     stage_steps: tuple[int, ...] = SCHEDULES["joint"]
     learning_rates: tuple[float, ...] = tuple(stage.learning_rate for stage in STAGES)
     optimizer: OptimizerName = "adamax"

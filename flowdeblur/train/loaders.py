@@ -64,8 +64,16 @@ class EpochSampler(Sampler[int]):
         return iter(np.random.default_rng((self.seed, self.epoch)).permutation(len(self.dataset)).tolist())
 
 
-def training_loader(dataset: Dataset, config: TrainConfig) -> DataLoader:
-    """Full batches of ``batch_size`` in :class:`EpochSampler` order (Accelerate shards them across processes)."""
+def _worker_options(config: TrainConfig, pin_memory: bool) -> dict[str, Any]:
+    """DataLoader settings for the workers: ``num_workers``, kept alive across epochs (no restart and re-import
+    each epoch), and pinned batches for fast copies to a GPU."""
+    workers = config.num_workers
+    return {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": pin_memory}
+
+
+def training_loader(dataset: Dataset, config: TrainConfig, pin_memory: bool = False) -> DataLoader:
+    """Full batches of ``batch_size`` in :class:`EpochSampler` order (Accelerate shards them across processes);
+    ``pin_memory`` when training on CUDA."""
     if len(dataset) < config.batch_size:
         raise DatasetError(
             f"the training split has {len(dataset)} images, fewer than one batch of {config.batch_size}",
@@ -76,14 +84,14 @@ def training_loader(dataset: Dataset, config: TrainConfig) -> DataLoader:
         batch_size=config.batch_size,
         sampler=EpochSampler(dataset, config.seed),
         drop_last=True,
-        num_workers=config.num_workers,
         generator=torch.Generator().manual_seed(config.seed),
+        **_worker_options(config, pin_memory),
     )
 
 
-def validation_loader(dataset: Dataset, config: TrainConfig) -> DataLoader:
+def validation_loader(dataset: Dataset, config: TrainConfig, pin_memory: bool = False) -> DataLoader:
     """The validation images in a fixed order."""
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=False, **_worker_options(config, pin_memory))
 
 
 def first_batch(dataset: Dataset, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -161,13 +161,14 @@ class _Training:
         self, config: TrainConfig, accelerator: Accelerator, datasets: tuple[Dataset, Dataset], resume_from: list[Path]
     ):
         self.config, self.accelerator, self.datasets = config, accelerator, datasets
-        loader = training_loader(datasets[0], config)
+        pin_memory = accelerator.device.type == "cuda"
+        loader = training_loader(datasets[0], config, pin_memory)
         self.sampler = loader.sampler
         set_seed(config.seed)
         model = _starting_model(config)
         self._initialize(model, datasets[0])
         self.objective, self.train_loader, self.val_loader = accelerator.prepare(
-            StageObjective(model, config.objectives()), loader, validation_loader(datasets[1], config)
+            StageObjective(model, config.objectives()), loader, validation_loader(datasets[1], config, pin_memory)
         )
         self.model: WaveletUNetFlow = accelerator.unwrap_model(self.objective).model
         # Prepared stage by stage in STAGES order, the order a checkpoint keeps optimisers and schedules in.
