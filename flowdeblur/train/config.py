@@ -78,8 +78,8 @@ class TrainConfig:
             multiple of 2^levels.
         data_options: the dataset loader's options (e.g. ``{"resize": 192}``).
         batch_size: images per process and step.
-        num_workers: data loading processes per training process, kept alive across epochs (default: one less than
-            the CPUs this process may use, at most 4).
+        num_workers: data loading processes per training process, kept alive across epochs; TrainConfig's own
+            default is one less than the CPUs this process may use, at most 4.
         stage_steps: optimiser steps of each stage, in :data:`STAGES` order.
         learning_rates: peak learning rate of each stage.
         optimizer: adamax (the paper's) or adam, one per stage; at one learning rate adam takes larger steps
