@@ -12,12 +12,19 @@ For the paper's architecture and the compact preset's, on the CPU and (where the
   extra pass with timers around each part (synchronised on a GPU);
 - each case in float32 and under bf16 autocast (the 12-megapixel case in float32 only on a CPU).
 
+``--ddp`` measures instead the trainer itself (``flowdeblur.train.train``: its loaders, Accelerate's distributed
+wrapper, the guarded step) on the joint stage of the ``pyramid-light`` preset, reading a paired folder of generated
+1280 x 720 PNG pairs, in 1 and 2 processes (``accelerate launch --multi_gpu``; gloo between CPU processes, one GPU
+each where there are GPUs): images/s of all processes together, and the share of a step's time the first process
+waited for its next batch (float32 on a CPU; float32, TF32 and bf16 on GPUs).
+
 The whole command's memory and speed on files is ``benchmarks/cli_speed.py``; this script measures the model.
 
     python benchmarks/speed.py                     # the full run
     python benchmarks/speed.py --precisions fp32   # float32 only (bf16 is slow on CPUs without bf16 units)
     python benchmarks/speed.py --models compact    # one of the two models
     python benchmarks/speed.py --quick             # a smoke run of about a minute
+    python benchmarks/speed.py --ddp --output speed_ddp.json   # the trainer in 1 and 2 processes
 """
 
 from __future__ import annotations
@@ -25,12 +32,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,12 +56,16 @@ from common import (
     set_threads,
     write_json,
 )
+from data_pipeline import write_pairs
 
 from flowdeblur import WaveletUNetFlow
 from flowdeblur.color import rgb_to_y
-from flowdeblur.data import BlurSpec
+from flowdeblur.config import PRESETS
+from flowdeblur.data import BlurSpec, build_dataset
 from flowdeblur.flows import CouplingSubnet, HaarWavelet
 from flowdeblur.inference import TileOptions, deblur_image
+from flowdeblur.train import TrainConfig, train
+from flowdeblur.train.config import steps_by_stage
 from flowdeblur.train.schedule import stage_optimizer
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from flowdeblur.transfer import TransferNet
@@ -228,14 +242,98 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return {**result, "peak_memory_mb": peak_memory_mb(device)}
 
 
-def in_subprocess(group: Any, threads: int, script: str = __file__, option: str = "--cases") -> Any:
-    """Run ``script`` on cases in a fresh Python process; a case alone in its process has its own peak."""
-    command = [sys.executable, script, "--threads", str(threads), option, json.dumps(group)]
-    process = subprocess.run(command, capture_output=True, text=True, check=False)
+def in_subprocess(
+    group: Any, threads: int, script: str = __file__, option: str = "--cases", launcher: Sequence[str] = (),
+    environment: dict[str, str] | None = None,
+) -> Any:
+    """Run ``script`` on cases in a fresh Python process (or under ``launcher``, e.g. ``accelerate launch``'s module
+    and flags, with ``environment`` added); a case alone in its process has its own peak."""
+    command = [sys.executable, *launcher, script, "--threads", str(threads), option, json.dumps(group)]
+    process = subprocess.run(command, capture_output=True, text=True, check=False,
+                             env={**os.environ, **(environment or {})})
     lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT)]
     if process.returncode != 0 or not lines:
         raise SystemExit(f"cases {group} failed (exit code {process.returncode}):\n{process.stderr[-3000:]}")
     return json.loads(lines[-1][len(RESULT):])
+
+
+# -- the trainer itself, in 1 and 2 processes ----------------------------------------------------------------------
+DDP_PRECISIONS = {"fp32": {"mixed_precision": "no", "tf32": False}, "tf32": {"mixed_precision": "no", "tf32": True},
+                  "bf16": {"mixed_precision": "bf16", "tf32": False}}
+
+
+def ddp_profile(quick: bool) -> dict[str, Any]:
+    """What ``--ddp`` runs: PNG size (height, width) and pairs, crop, batch per process, joint steps, the model."""
+    if quick:
+        return {"image": (180, 320), "pairs": 10, "crop": 32, "batch": 2, "steps": 2, "model": "tiny"}
+    return {"image": (720, 1280), "pairs": 40, "crop": 128, "batch": 8, "steps": 12, "model": "pyramid-light"}
+
+
+def ddp_train(case: dict[str, Any]) -> dict[str, Any]:
+    """Train the joint stage as one of ``case["processes"]`` processes; the first process's stage summary and this
+    process's peak memory."""
+    profile = ddp_profile(case["quick"])
+    output = Path(case["output_dir"])
+    train(TrainConfig(
+        dataset="paired", data_dir=Path(case["data_dir"]), output_dir=output, crop_size=profile["crop"],
+        model=TINY if case["quick"] else PRESETS[profile["model"]], batch_size=profile["batch"],
+        stage_steps=steps_by_stage(joint=profile["steps"]), warmup_steps=1, checkpointing_steps=0, validation_steps=0,
+        validation_images=1, logging_steps=profile["steps"], **DDP_PRECISIONS[case["dtype"]],
+    ))
+    summary = WaveletUNetFlow.from_pretrained(output / "model").metadata["stages"]["joint"]
+    return {**summary, "peak_memory_mb": peak_memory_mb(torch.device(case["device"]))}
+
+
+def ddp_launcher(processes: int) -> list[str]:
+    """``accelerate launch --multi_gpu`` for ``processes`` processes on one machine (CPU processes under
+    ``ACCELERATE_USE_CPU=1``: its ``--cpu`` launcher starts one process without MPI); none for one process."""
+    if processes == 1:
+        return []
+    return ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines",
+            "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
+
+
+def ddp_cases(devices: list[str], quick: bool) -> list[dict[str, Any]]:
+    """Per device, precision (float32 on a CPU; float32, TF32 and bf16 on GPUs) and process count (1 and 2, or as
+    many GPUs as there are)."""
+    planned = []
+    for device in devices:
+        counts = (1, 2) if device == "cpu" else (1, 2)[: torch.cuda.device_count()]
+        for dtype in ["fp32"] if device == "cpu" else list(DDP_PRECISIONS):
+            planned += [{"device": device, "dtype": dtype, "processes": n, "quick": quick} for n in counts]
+    return planned
+
+
+def run_ddp(args: argparse.Namespace, devices: list[str]) -> None:
+    """Write a paired folder, fill the frame cache with it, run every ``--ddp`` case, print the table, write JSON."""
+    profile = ddp_profile(args.quick)
+    facts = machine()
+    print(describe_machine(facts), flush=True)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ddp-") as folder:
+        os.environ["FLOWDEBLUR_FRAME_CACHE"] = str(Path(folder) / "frames")
+        root = write_pairs(Path(folder) / "pairs", profile["pairs"], profile["image"])
+        for split in ("train", "val"):  # decoded once here: the steps read decoded frames, as after a first epoch
+            dataset = build_dataset("paired", root, split=split, crop_size=profile["crop"], seed=0)
+            for index in range(len(dataset)):
+                dataset[index]
+        for number, case in enumerate(ddp_cases(devices, args.quick)):
+            run = {**case, "data_dir": str(root), "output_dir": str(Path(folder) / f"run-{number}")}
+            result = in_subprocess(run, args.threads, option="--ddp-case", launcher=ddp_launcher(case["processes"]),
+                                   environment={"ACCELERATE_USE_CPU": str(case["device"] == "cpu")})
+            results.append({"case": case, **result})
+            print(f"{case['device']} {case['dtype']} {case['processes']} process(es): "
+                  f"{result['images_per_second']:.3g} images/s, {100 * result['data_wait_share']:.0f}% waiting for "
+                  f"data", flush=True)
+    body = [[entry["case"]["device"], entry["case"]["dtype"], entry["case"]["processes"],
+             f"{entry['images_per_second']:.3g}", f"{100 * entry['data_wait_share']:.1f}",
+             f"{entry['peak_memory_mb']:.0f}"] for entry in results]
+    header = ["device", "precision", "processes", "images/s (all processes)", "data wait %", "peak MB (a process)"]
+    document = {"benchmark": "speed-ddp", "machine": facts,
+                "settings": {**profile, "num_workers": TrainConfig().num_workers}, "results": results,
+                "table": markdown_table(header, body, left=2)}
+    write_json(args.output, document)
+    print(document["table"], f"JSON: {args.output}", sep="\n\n")
 
 
 # -- the plan and the tables ---------------------------------------------------------------------------------------
@@ -309,18 +407,27 @@ def main() -> None:
                         help="the paper-size and/or the compact model (default: both; --quick uses a tiny one)")
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=None,
                         help="where to run (default: the CPU, and the GPU where there is one)")
+    parser.add_argument("--ddp", action="store_true",
+                        help="the trainer's joint stage on 720p PNG pairs in 1 and 2 processes instead")
     parser.add_argument("--cases", help=argparse.SUPPRESS)
+    parser.add_argument("--ddp-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     set_threads(args.threads)
     if args.cases:
         print(RESULT + json.dumps([run_case(case) for case in json.loads(args.cases)]), flush=True)
+        return
+    if args.ddp_case:
+        print(RESULT + json.dumps(ddp_train(json.loads(args.ddp_case))), flush=True)
+        return
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.ddp:
+        run_ddp(args, devices)
         return
     facts = machine()
     print(describe_machine(facts), flush=True)
     profile = profiles(args.quick)
     if not args.quick:
         profile["models"] = {name: profile["models"][name] for name in args.models}
-    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     planned = cases(profile, devices, args.precisions, args.quick)
     results = []
     # One process per case, so that each peak is the case's own; a quick run shares one process (faster start).

@@ -1,4 +1,4 @@
-"""What a stage reports: mean losses over its applied steps (all processes), throughput, skipped steps."""
+"""What a stage reports: mean losses over its applied steps (all processes), throughput, data wait, skipped steps."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def reduced_means(accelerator: Accelerator, losses: dict[str, Tensor]) -> dict[s
 
 class StageMeter:
     """Sums of one stage's losses over the steps that were applied (on the device), and the time and images its
-    steps took."""
+    steps took, with the part of that time spent waiting for batches."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -31,20 +31,24 @@ class StageMeter:
         self.steps = 0
         self.images = 0
         self.seconds = 0.0
+        self.wait_seconds = 0.0
 
-    def add(self, losses: dict[str, Tensor], applied: bool, images: int, seconds: float) -> None:
-        """Record one optimiser step: its losses (:func:`mean_losses`), whether it was applied, images seen."""
+    def add(self, losses: dict[str, Tensor], applied: bool, images: int, seconds: float, wait_seconds: float) -> None:
+        """Record one optimiser step: its losses (:func:`mean_losses`), whether it was applied, images seen, and its
+        seconds, ``wait_seconds`` of them waiting for the next batch (a share that shows when data loading is slow)."""
         self.names = list(losses)
         self.steps += 1
         self.images += images
         self.seconds += seconds
+        self.wait_seconds += wait_seconds
         if applied:
             self.applied += 1
             for name, value in losses.items():
                 self.sums[name] = self.sums[name] + value.double() if name in self.sums else value.double()
 
     def summary(self, accelerator: Accelerator) -> dict[str, float]:
-        """Mean of each loss over every process's applied steps, plus steps, images/s and seconds (collective)."""
+        """Mean of each loss over every process's applied steps, plus steps, images/s, seconds and the share of them
+        this process waited for data (collective)."""
         zero = torch.zeros((), dtype=torch.float64, device=accelerator.device)
         local = [self.sums.get(name, zero).to(zero) for name in self.names] + [zero + self.applied]
         totals = accelerator.reduce(torch.stack(local), "sum")
@@ -56,6 +60,7 @@ class StageMeter:
             "steps": self.steps,
             "images_per_second": self.images / self.seconds if self.seconds else float("nan"),
             "seconds": self.seconds,
+            "data_wait_share": self.wait_seconds / self.seconds if self.seconds else float("nan"),
         }
 
 

@@ -279,9 +279,9 @@ class _Training:
         self.bar.set_description(f"stage {stage.number}/{STAGE_COUNT} {stage.name}")
         while progress.stage_step < steps:
             began, learning_rate = time.perf_counter(), bundle.scheduler.get_last_lr()[0]
-            losses, applied, grad_norm = self._step(bundle)
+            losses, applied, grad_norm, waited = self._step(bundle)
             means = mean_losses(losses)
-            meter.add(means, applied, self.images_per_step, time.perf_counter() - began)
+            meter.add(means, applied, self.images_per_step, time.perf_counter() - began, waited)
             progress.stage_step += 1
             progress.images_seen += self.images_per_step
             global_step = self._global_step()
@@ -300,7 +300,8 @@ class _Training:
         logger.info(
             f"stage {stage.number}/{STAGE_COUNT} ({stage.name}) done: {summary['steps']} steps, "
             f"{format_losses({name: summary[name] for name in meter.names})}; "
-            f"{summary['images_per_second']:.2f} images/s; {progress.skipped[index]} skipped steps"
+            f"{summary['images_per_second']:.2f} images/s, {100 * summary['data_wait_share']:.0f}% of it waiting for "
+            f"data; {progress.skipped[index]} skipped steps"
         )
         self._finish_stage(stage)
         self._after_step(self._global_step(), stage_end=True)
@@ -321,17 +322,19 @@ class _Training:
                             "(stage 1 ran no steps)")
         self.progress.stage, self.progress.stage_step = stage.number, 0
 
-    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, Tensor]:
+    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, Tensor, float]:
         """One optimiser step of a stage: accumulate, clip, then apply it unless the guard says skip.
 
-        Returns the micro-batches' losses, whether the update was applied, and the gradient norm before clipping
+        Returns the micro-batches' losses, whether the update was applied, the gradient norm before clipping
         (NaN where clipping measures none), all but the guard's answer left on the device: the guard reads one value
-        per step, nothing else waits for the device.
+        per step, nothing else waits for the device; and the seconds spent waiting for the batches.
         """
         accelerator, optimizer = self.accelerator, bundle.optimizer
-        losses = []
+        losses, waited = [], 0.0
         for _ in range(self.config.gradient_accumulation_steps):
+            asked = time.perf_counter()
             batch = next(self.batches)
+            waited += time.perf_counter() - asked
             with accelerator.accumulate(self.objective):
                 out = self.objective(batch["blurry"], batch["sharp"])
                 accelerator.backward(out["loss"])
@@ -345,7 +348,7 @@ class _Training:
             accelerator.scaler.update()  # gradients were unscaled for clipping; let the scaler back off
         bundle.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return losses, applied, grad_norm
+        return losses, applied, grad_norm, waited
 
     def _log_step(self, stage: Stage, losses: dict[str, Tensor], extra: dict[str, float | Tensor],
                   global_step: int) -> None:
