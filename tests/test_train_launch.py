@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from flowdeblur import WaveletUNetFlow
-from flowdeblur.train.trainer import weight_digest
+from flowdeblur.train.trainer import CPU_PROCESSES_COMMAND, cpu_launch_fell_back_to_one_process, weight_digest
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_FLAGS = [
@@ -171,3 +171,34 @@ def test_actnorm_starts_from_the_global_batch_whatever_the_process_count(tmp_pat
         differences = {name: (two[name].double() - tensor.double()).abs().max().item() for name, tensor in one.items()}
         assert max(differences.values()) <= 1e-6, differences
         assert any(name.endswith("log_scale") and value.abs().max() > 0.1 for name, value in two.items())
+
+
+ONE_OF_TWO = {"ACCELERATE_USE_CPU": "True", "ACCELERATE_DYNAMO_BACKEND": "NO", "MASTER_ADDR": "127.0.0.1"}
+
+
+@pytest.mark.parametrize(("processes", "environment", "fell_back"), [
+    (1, ONE_OF_TWO, True),  # accelerate launch --cpu --num_processes 2, without MPI
+    (1, {**ONE_OF_TWO, "MASTER_ADDR": "10.0.0.1"}, True),  # --cpu --num_machines 2
+    (1, {key: value for key, value in ONE_OF_TWO.items() if key != "MASTER_ADDR"}, False),  # --cpu, one process
+    (1, {**ONE_OF_TWO, "ACCELERATE_USE_CPU": "False"}, False),
+    (1, {"ACCELERATE_USE_CPU": "1", "MASTER_ADDR": "127.0.0.1"}, False),  # not started by accelerate launch
+    (2, {**ONE_OF_TWO, "WORLD_SIZE": "2"}, False),  # --multi_gpu under ACCELERATE_USE_CPU=1: torchrun, 2 processes
+    (1, {}, False),
+])
+def test_a_cpu_launch_that_starts_one_of_several_processes_is_recognised(processes, environment, fell_back):
+    assert cpu_launch_fell_back_to_one_process(processes, environment) is fell_back
+
+
+@pytest.mark.slow
+def test_accelerate_launch_cpu_with_two_processes_warns_that_one_runs_and_names_the_working_command(tmp_path):
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "recipes" / "train_builtin.py"), *TINY_FLAGS,
+        "--stage4-steps", "1", "--validation-images", "2", "--checkpointing-steps", "0", "--output-dir", str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if CPU_PROCESSES_COMMAND in line]
+    assert len(warnings) == 1 and "but 1 runs" in warnings[0]
+    assert "training on 1 process(es)" in result.stderr

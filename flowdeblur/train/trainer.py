@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from .validate import format_scores, validate
 
 logger = get_logger(__name__)
 MODEL_DIR = "model"
+CPU_PROCESSES_COMMAND = "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N ..."
 
 
 def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) -> Path:
@@ -81,10 +84,22 @@ def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) 
             stage.trains_every_part for stage, steps in zip(STAGES, config.stage_steps, strict=True) if steps
         ))],
     )
+    if cpu_launch_fell_back_to_one_process(accelerator.num_processes, os.environ):
+        logger.warning(f"accelerate launch --cpu asked for several processes, but 1 runs (its CPU launcher needs MPI): "
+                       f"for N CPU processes, run {CPU_PROCESSES_COMMAND}")
     resume_from = broadcast_object_list([resume_from])[0]  # the first process's choice, which every process loads
     if config.resume_from_checkpoint and not resume_from:
         logger.info(f"no checkpoint in {config.output_dir} yet: starting from scratch")
     return _Training(config, accelerator, datasets, resume_from).run()
+
+
+def cpu_launch_fell_back_to_one_process(processes: int, environment: Mapping[str, str]) -> bool:
+    """Whether ``accelerate launch --cpu`` was asked for several processes (or machines) but started this one alone,
+    which Accelerate 1.x does without MPI: its CPU launcher then sets ``MASTER_ADDR`` (only for more than one process
+    or machine) beside ``ACCELERATE_USE_CPU``, and nothing sets the world size."""
+    use_cpu = environment.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes", "y", "on")
+    launched = "ACCELERATE_DYNAMO_BACKEND" in environment and "MASTER_ADDR" in environment
+    return processes == 1 and use_cpu and launched and "WORLD_SIZE" not in environment
 
 
 def weight_digest(model: nn.Module) -> str:
