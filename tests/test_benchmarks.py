@@ -173,6 +173,17 @@ def test_speed_quick_run_prints_tables_and_writes_every_case(tmp_path):
 
 
 @pytest.mark.slow
+def test_speed_ddp_quick_run_trains_in_one_and_two_processes_and_writes_the_data_wait(tmp_path):
+    output = tmp_path / "speed_ddp.json"
+    assert_markdown_table(run_quick("speed.py", output, "--ddp", "--devices", "cpu"))
+    document = json.loads(output.read_text(encoding="utf-8"))
+    assert [entry["case"]["processes"] for entry in document["results"]] == [1, 2]
+    for entry in document["results"]:
+        assert entry["steps"] == document["settings"]["steps"] and entry["images_per_second"] > 0
+        assert 0 <= entry["data_wait_share"] < 1 and entry["peak_memory_mb"] > 0
+
+
+@pytest.mark.slow
 def test_memory_quick_run_prints_a_table_and_writes_both_modes_per_depth(tmp_path):
     _, document = quick_document("memory.py", tmp_path, {"machine", "settings", "results", "table"})
     modes = {(entry["case"]["steps"], entry["case"]["memory_saving"]) for entry in document["results"]}
