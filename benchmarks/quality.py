@@ -152,6 +152,7 @@ DESIGNS: dict[str, Variant] = {
     "UML-IN pyramid-light, Adam": Variant("pyramid-light preset, Adam", JOINT_ONLY, options=ADAM,
                                           model=preset_fields("pyramid-light")),
 }
+FAMILY_REFERENCE = "UML-IN pyramid-light, Adam"  # the design the NAFNet-style family trains as long as
 # Rows that score a design's trained weights again with cycle spinning (UMLINConfig.inference_shifts): the row's
 # name -> (the design's name, the shifts). Training makes one pass either way, so the weights are the same.
 SHIFTED_DESIGNS = {"UML-IN pyramid-light, Adam, 2 shifted passes": ("UML-IN pyramid-light, Adam", (0, 3))}
@@ -419,7 +420,7 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
             if design == method:
                 methods[shifted] = {**methods[method], **shifted_passes(model, shifts, test, settings, device)}
                 print(f"[{name}] {shifted}: {methods[shifted]['psnr']:.2f} dB", flush=True)
-    design_seconds = methods["UML-IN pyramid"]["train_seconds"] if settings.designs else full["train_seconds"]
+    design_seconds = methods[FAMILY_REFERENCE]["train_seconds"] if settings.designs else full["train_seconds"]
     for width in settings.nafnet_widths:
         method = f"NAFNet-style w{width}"
         methods[method] = learned_results(NAFNet(channels, width), config, train_set, design_seconds, test, settings,
@@ -448,7 +449,7 @@ def row_label(method: str, result: dict[str, Any]) -> str:
                 "UML-IN pyramid-light, Adam": "UML-IN, pyramid-light preset, Adam at 2e-3 (joint, L1)"}[method]
     if method.startswith("NAFNet-style w"):
         return (f"{method}, {result['parameters']:,} parameters, L1, Adam at {NAFNET_FAMILY_LR:g}, as long as the "
-                "pyramid preset")
+                "pyramid-light design")
     if method in LEARNED_BASELINES:
         return f"{LEARNED_BASELINES[method][0]}, {result['parameters']:,} parameters, L1"
     return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
@@ -528,7 +529,7 @@ def main() -> None:
     parser.add_argument("--no-designs", dest="designs", action="store_false",
                         help="skip the design rows (the pyramid preset, with and without its INNs) on every protocol")
     parser.add_argument("--nafnet-widths", type=int, nargs="*", default=list(NAFNET_WIDTHS),
-                        help=f"widths of the NAFNet-style family, each trained as long as the pyramid preset "
+                        help=f"widths of the NAFNet-style family, each trained as long as the pyramid-light design "
                         f"(default {' '.join(map(str, NAFNET_WIDTHS))}; none: skip)")
     parser.add_argument("--rows", nargs="+", choices=[variant.name for variant in variants(L1_WEIGHT)],
                         metavar="ROW", help="only these ablation rows (beside the UML-IN row), e.g. 'joint, one "
