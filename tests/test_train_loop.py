@@ -426,6 +426,7 @@ def test_the_flows_float32_parts_run_without_tf32_whatever_the_policy(tmp_path, 
     assert {enabled for invertible, enabled in seen if invertible} == {False}
     assert {enabled for invertible, enabled in seen if not invertible} == {tf32}
     assert WaveletUNetFlow.from_pretrained(path).metadata["tf32"] is tf32
+    assert torch.backends.cudnn.allow_tf32 is tf32  # the legacy switch still answers (torch.export reads it)
 
 
 def test_resuming_under_another_global_batch_is_refused_unless_allowed(tmp_path, caplog):
