@@ -173,8 +173,8 @@ class WaveletUNetFlow(nn.Module):
         mean over the passes ``config.inference_shifts`` names, each on the image shifted against the block grid
         (cycle spinning), so the result depends less on where the grid falls; training makes one pass."""
         shifts = (0,) if self.training else self.config.inference_shifts
-        total = sum(self._restore_shifted(working, shift) for shift in shifts)
-        return total / len(shifts)
+        passes = [self._restore_shifted(working, shift) for shift in shifts]
+        return passes[0] if len(passes) == 1 else sum(passes[1:], passes[0]) / len(passes)
 
     def _restore_shifted(self, working: Tensor, shift: int) -> Tensor:
         """One pass of the U on ``working`` moved down and right by ``shift`` pixels (its top and left edges

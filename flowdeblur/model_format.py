@@ -94,7 +94,7 @@ def _download(repo_id: str, context: str, hub_options: dict[str, Any]) -> Path:
         raise ModelNotFoundError(f"{context} it is not in the Hub cache ({cache}) and {why}") from error
     except RepositoryNotFoundError as error:
         raise ModelNotFoundError(f"{context} no such repository on the Hub (a private one needs a token: hf auth "
-                              "login)") from error
+                                 "login)") from error
     except EntryNotFoundError as error:
         raise CheckpointError(f"{context} its repository lacks {CONFIG_NAME} or {WEIGHTS_NAME}; {EXPECTED}") from error
     except (HfHubHTTPError, OfflineModeIsEnabled, OSError, ValueError) as error:

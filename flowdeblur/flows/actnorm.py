@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 # whether torch.export is tracing; a torch older than 2.7 has no such query, and cannot export these modules anyway
 _exporting = getattr(torch.compiler, "is_exporting", lambda: False)
 # Sums across processes for the data-dependent initialisation (None: this process's batch alone); see pooled_statistics.
-_reduce_sum: Callable[[Tensor], Tensor] | None = None
+_REDUCE_SUM: ContextVar[Callable[[Tensor], Tensor] | None] = ContextVar("flowdeblur_actnorm_reduce_sum", default=None)
 
 
 @contextmanager
@@ -23,12 +24,11 @@ def pooled_statistics(reduce_sum: Callable[[Tensor], Tensor]) -> Iterator[None]:
 
     Every process must run the same initialising forward passes inside it, in the same order.
     """
-    global _reduce_sum
-    previous, _reduce_sum = _reduce_sum, reduce_sum
+    token = _REDUCE_SUM.set(reduce_sum)
     try:
         yield
     finally:
-        _reduce_sum = previous
+        _REDUCE_SUM.reset(token)
 
 
 class ActNorm(InvertibleModule):
@@ -63,7 +63,7 @@ class ActNorm(InvertibleModule):
         """Set scale and bias so that ``x`` (with the other processes' batches, under :func:`pooled_statistics`)
         comes out with zero mean and unit variance per channel."""
         flat = x.detach().float().transpose(0, 1).reshape(x.shape[1], -1)
-        reduce = _reduce_sum or (lambda t: t)
+        reduce = _REDUCE_SUM.get() or (lambda t: t)
         count = reduce(flat.new_tensor([flat.shape[1]], dtype=torch.float64))
         mean = reduce(flat.sum(dim=1, dtype=torch.float64)) / count
         squares = reduce(((flat - mean.float()[:, None]).double() ** 2).sum(dim=1))
