@@ -93,7 +93,7 @@ POISONED_RUN = textwrap.dedent(
 
     config = TrainConfig(
         output_dir=Path(sys.argv[1]), stage_steps=(3, 1, 1, 0), batch_size=2, crop_size=32, num_workers=0,
-        warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2,
+        warmup_steps=1, checkpointing_steps=0, validation_steps=0, validation_images=2, optimizer=sys.argv[2],
         model=UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1),
     )
     train_set, val_set = load_datasets(config)
@@ -118,11 +118,13 @@ POISONED_RUN = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_a_nan_batch_on_one_process_is_skipped_by_both(tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamax", "adam"])
+def test_a_nan_batch_on_one_process_is_skipped_by_both(tmp_path, optimizer):
+    """Adamax skips on the all-reduced answer read back, fused Adam on the device."""
     script = tmp_path / "poisoned_run.py"
     script.write_text(POISONED_RUN, encoding="utf-8")
-    result = accelerate_launch(script, str(tmp_path / "run"))
-    assert "step 2 (stage 1): loss or gradients not finite" in result.stderr
+    result = accelerate_launch(script, str(tmp_path / "run"), optimizer)
+    assert "steps 1-3 (stage 1): 1 update(s) skipped, loss or gradients not finite" in result.stderr
     model = WaveletUNetFlow.from_pretrained(tmp_path / "run" / "model")
     assert model.metadata["skipped_steps"] == 1 and model.metadata["processes"] == 2
     assert model.metadata["weight_digests"] == [weight_digest(model)] * 2

@@ -1,5 +1,6 @@
 """The training loop in one CPU process: what each stage trains, exact resume, bf16, and the non-finite guard."""
 
+import copy
 import logging
 import math
 from dataclasses import replace
@@ -17,7 +18,9 @@ from flowdeblur.data import build_dataset
 from flowdeblur.flows.precision import set_tf32, tf32_enabled
 from flowdeblur.train import TrainConfig, TrainConfigError, train
 from flowdeblur.train import trainer as trainer_module
+from flowdeblur.train.guard import guarded_step
 from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, training_loader
+from flowdeblur.train.schedule import stage_optimizer
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from flowdeblur.train.state import list_checkpoints
 from tests.flow_checks import ROUND_TRIP_TOLERANCE, count_host_reads
@@ -339,8 +342,10 @@ class _Poisoned(Dataset):
         return item
 
 
-def test_a_nan_batch_is_skipped_counted_and_logged_and_training_goes_on(tmp_path, caplog):
-    config = tiny_config(tmp_path, stage_steps=(3, 1, 1, 0))
+@pytest.mark.parametrize("optimizer", ["adamax", "adam"])
+def test_a_nan_batch_is_skipped_counted_and_logged_and_training_goes_on(tmp_path, caplog, optimizer):
+    """Adamax skips on the guard's answer read back, fused Adam on the device; both count and log it alike."""
+    config = tiny_config(tmp_path, stage_steps=(3, 1, 1, 0), logging_steps=2, optimizer=optimizer)
     train_set, val_set = load_datasets(config)
     second_batch = list(EpochSampler(train_set, config.seed))[config.batch_size]
     with caplog.at_level(logging.INFO, logger="flowdeblur"):
@@ -350,8 +355,11 @@ def test_a_nan_batch_is_skipped_counted_and_logged_and_training_goes_on(tmp_path
     assert model.metadata["stages"]["mlr"]["skipped_steps"] == 1
     assert math.isfinite(model.metadata["stages"]["mlr"]["loss"])
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    skipped = [r.getMessage() for r in caplog.records if "update skipped" in r.getMessage()]
-    assert len(skipped) == 1 and "step 2 (stage 1)" in skipped[0]
+    skipped = [r.getMessage() for r in caplog.records if "update(s) skipped" in r.getMessage()]
+    assert [message.split("] ", 1)[-1] for message in skipped] == [
+        "steps 1-2 (stage 1): 1 update(s) skipped, loss or gradients not finite on at least one process "
+        "(1 skipped so far)"
+    ]
     assert "1 skipped steps" in next(r.getMessage() for r in caplog.records if "(mlr) done" in r.getMessage())
 
 
@@ -368,22 +376,42 @@ def test_report_to_tensorboard_logs_steps_and_validations(tmp_path):
 JOINT = dict(stage_steps=(0, 0, 0, 5), logging_steps=100)
 
 
-def test_a_joint_stage_step_reads_one_value_from_the_device_after_the_first(tmp_path, monkeypatch):
-    """The guard's all-reduced answer is the one host read (a sync on a GPU) per step; losses wait for logging."""
+@pytest.mark.parametrize(("optimizer", "reads"), [("adam", 0), ("adamax", 1)])
+def test_a_joint_stage_step_reads_from_the_device_only_the_guard_answer_adamax_needs(tmp_path, monkeypatch,
+                                                                                    optimizer, reads):
+    """Fused Adam takes the non-finite guard's answer on the device, so a step after the first (which starts the
+    optimiser's state) reads nothing back (no sync on a GPU); Adamax reads that one answer. Losses wait for logging."""
     reads_per_step: list[int] = []
     step = trainer_module._Training._step
 
     def counted_step(self, bundle):
-        reads = count_host_reads(monkeypatch)
+        recorded = count_host_reads(monkeypatch)
         out = step(self, bundle)
-        reads_per_step.append(len(reads))
+        reads_per_step.append(len(recorded))
         monkeypatch.undo()  # the counting patches, and this one: put it back for the next step
         monkeypatch.setattr(trainer_module._Training, "_step", counted_step)
         return out
 
     monkeypatch.setattr(trainer_module._Training, "_step", counted_step)
-    train(tiny_config(tmp_path, **JOINT))
-    assert len(reads_per_step) == 5 and reads_per_step[1:] == [1, 1, 1, 1]
+    train(tiny_config(tmp_path, optimizer=optimizer, **JOINT))
+    assert len(reads_per_step) == 5 and reads_per_step[1:] == [reads] * 4
+
+
+def test_a_step_the_guard_skips_leaves_fused_adam_weights_moments_and_count_as_they_were():
+    accelerator = Accelerator(cpu=True)
+    layer = torch.nn.Linear(3, 2)
+    optimizer = accelerator.prepare(stage_optimizer(layer.parameters(), 0.1, "adam"))
+    assert optimizer.optimizer.defaults["fused"]
+    layer(torch.ones(1, 3)).sum().backward()
+    guarded_step(accelerator, optimizer, [torch.tensor(1.0)], torch.tensor(1.0))
+    before = copy.deepcopy((layer.state_dict(), optimizer.state_dict()))
+    layer(torch.full((1, 3), float("nan"))).sum().backward()
+    skipped = guarded_step(accelerator, optimizer, [torch.tensor(float("nan"))], torch.tensor(float("nan")))
+    assert skipped.item() == 1.0 and "found_inf" not in vars(optimizer.optimizer)
+    after = (layer.state_dict(), optimizer.state_dict())
+    assert all(torch.equal(before[0][name], after[0][name]) for name in after[0])
+    for name, value in after[1]["state"][0].items():
+        assert torch.equal(before[1]["state"][0][name], value), name
 
 
 def test_a_joint_stage_trains_every_parameter_of_every_preset():

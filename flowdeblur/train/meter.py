@@ -21,36 +21,48 @@ def reduced_means(accelerator: Accelerator, losses: dict[str, Tensor]) -> dict[s
 
 
 class StageMeter:
-    """Sums of one stage's losses over the steps that were applied (on the device), and the time and images its
-    steps took, with the part of that time spent waiting for batches."""
+    """Sums of one stage's losses over the steps that were applied and the count of skipped ones (on the device, so
+    recording a step waits for nothing), and the time and images its steps took, with the part of that time spent
+    waiting for batches."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
         self.sums: dict[str, Tensor] = {}
-        self.applied = 0
+        self.skipped: Tensor | None = None
+        self.reported_skips = 0
         self.steps = 0
         self.images = 0
         self.seconds = 0.0
         self.wait_seconds = 0.0
 
-    def add(self, losses: dict[str, Tensor], applied: bool, images: int, seconds: float, wait_seconds: float) -> None:
-        """Record one optimiser step: its losses (:func:`mean_losses`), whether it was applied, images seen, and its
-        seconds, ``wait_seconds`` of them waiting for the next batch (a share that shows when data loading is slow)."""
+    def add(self, losses: dict[str, Tensor], skipped: Tensor, images: int, seconds: float,
+            wait_seconds: float) -> None:
+        """Record one optimiser step: its losses (:func:`mean_losses`), whether it was skipped (1.0 on the device, as
+        the guard answers), images seen, and its seconds, ``wait_seconds`` of them waiting for the next batch (a share
+        that shows when data loading is slow)."""
         self.names = list(losses)
         self.steps += 1
         self.images += images
         self.seconds += seconds
         self.wait_seconds += wait_seconds
-        if applied:
-            self.applied += 1
-            for name, value in losses.items():
-                self.sums[name] = self.sums[name] + value.double() if name in self.sums else value.double()
+        applied = skipped == 0
+        for name, value in losses.items():
+            kept = torch.where(applied, value.double(), 0.0)
+            self.sums[name] = self.sums[name] + kept if name in self.sums else kept
+        self.skipped = skipped if self.skipped is None else self.skipped + skipped
+
+    def new_skips(self) -> int:
+        """How many steps were skipped since the last call (reads one value from the device)."""
+        total = 0 if self.skipped is None else round(float(self.skipped))
+        new, self.reported_skips = total - self.reported_skips, total
+        return new
 
     def summary(self, accelerator: Accelerator) -> dict[str, float]:
         """Mean of each loss over every process's applied steps, plus steps, images/s, seconds and the share of them
         this process waited for data (collective)."""
         zero = torch.zeros((), dtype=torch.float64, device=accelerator.device)
-        local = [self.sums.get(name, zero).to(zero) for name in self.names] + [zero + self.applied]
+        skipped = zero if self.skipped is None else self.skipped.to(zero)
+        local = [self.sums.get(name, zero).to(zero) for name in self.names] + [self.steps - skipped]
         totals = accelerator.reduce(torch.stack(local), "sum")
         applied = float(totals[-1])
         sums = zip(self.names, totals[:-1].tolist(), strict=True)

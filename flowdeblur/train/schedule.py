@@ -33,6 +33,7 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 
 OptimizerName = Literal["adamax", "adam"]
 OPTIMIZERS: dict[str, type[Optimizer]] = dict(zip(get_args(OptimizerName), (Adamax, Adam), strict=True))
+FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps", "xpu")  # where PyTorch has a fused Adam kernel
 
 
 def stage_optimizer(
@@ -43,8 +44,14 @@ def stage_optimizer(
 
     Adamax divides by the largest recent gradient, Adam by its root mean square, so at one learning rate Adam takes
     the larger steps; at equal seconds it trains UML-IN's pyramid design better (docs/training.md#optimisation).
+    Adam runs PyTorch's fused kernel where there is one: one kernel per step, which takes the non-finite guard's
+    answer on the device (:func:`~flowdeblur.train.guard.guarded_step`).
     """
-    return OPTIMIZERS[kind]([{"params": list(parameters)}], lr=learning_rate)
+    parameters = list(parameters)
+    options = {}
+    if kind == "adam" and all(parameter.device.type in FUSED_ADAM_DEVICES for parameter in parameters):
+        options["fused"] = True
+    return OPTIMIZERS[kind]([{"params": parameters}], lr=learning_rate, **options)
 
 
 def stage_scheduler(optimizer: Optimizer, warmup_steps: int, total_steps: int) -> LambdaLR:

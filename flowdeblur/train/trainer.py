@@ -37,7 +37,7 @@ from ..flows.precision import set_tf32
 from ..model import WaveletUNetFlow
 from ..model_format import CheckpointError
 from .config import STAGE_COUNT, TrainConfig, TrainConfigError
-from .guard import step_is_finite
+from .guard import guarded_step
 from .loaders import batch_stream, describe, first_batch, load_datasets, training_loader, validation_loader
 from .meter import StageMeter, format_losses, mean_losses, reduced_means
 from .schedule import stage_optimizer, stage_scheduler
@@ -292,22 +292,21 @@ class _Training:
         meter = StageMeter()
         logger.info(f"stage {stage.number}/{STAGE_COUNT} ({stage.name}): {stage.description}, from {self._position()}")
         self.bar.set_description(f"stage {stage.number}/{STAGE_COUNT} {stage.name}")
+        counted_to = self._global_step()  # skipped steps are read back at log and checkpoint steps only
         while progress.stage_step < steps:
             began, learning_rate = time.perf_counter(), bundle.scheduler.get_last_lr()[0]
-            losses, applied, grad_norm, waited = self._step(bundle)
+            losses, skipped, grad_norm, waited = self._step(bundle)
             means = mean_losses(losses)
-            meter.add(means, applied, self.images_per_step, time.perf_counter() - began, waited)
+            meter.add(means, skipped, self.images_per_step, time.perf_counter() - began, waited)
             progress.stage_step += 1
             progress.images_seen += self.images_per_step
             global_step = self._global_step()
-            if not applied:
-                progress.skipped[index] += 1
-                logger.warning(
-                    f"step {global_step} (stage {stage.number}): loss or gradients not finite on at least one process, "
-                    f"update skipped ({sum(progress.skipped)} skipped so far)"
-                )
             self.bar.update(1)
-            if global_step % self.config.logging_steps == 0 or progress.stage_step == steps:
+            log_due = global_step % self.config.logging_steps == 0 or progress.stage_step == steps
+            if log_due or self._checkpoint_due(global_step):
+                self._count_skips(stage, meter.new_skips(), counted_to, global_step)
+                counted_to = global_step
+            if log_due:
                 self._log_step(stage, means, {"lr": learning_rate, "grad_norm": grad_norm}, global_step)
             if progress.stage_step < steps:
                 self._after_step(global_step, stage_end=False)
@@ -321,6 +320,17 @@ class _Training:
         self._finish_stage(stage)
         self._after_step(self._global_step(), stage_end=True)
         return summary
+
+    def _count_skips(self, stage: Stage, new: int, counted_to: int, global_step: int) -> None:
+        """Add the ``new`` steps skipped after ``counted_to`` up to ``global_step`` to the progress, with a warning."""
+        if not new:
+            return
+        self.progress.skipped[stage.number - 1] += new
+        steps = f"step {global_step}" if global_step == counted_to + 1 else f"steps {counted_to + 1}-{global_step}"
+        logger.warning(
+            f"{steps} (stage {stage.number}): {new} update(s) skipped, loss or gradients not finite on at least one "
+            f"process ({sum(self.progress.skipped)} skipped so far)"
+        )
 
     def _finish_stage(self, stage: Stage) -> None:
         """Move on to the next stage; with ``sharp_init`` "shared", the sharp branch starts as a copy of stage 1's INNs
@@ -337,12 +347,12 @@ class _Training:
                             "(stage 1 ran no steps)")
         self.progress.stage, self.progress.stage_step = stage.number, 0
 
-    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], bool, Tensor, float]:
+    def _step(self, bundle: _StageBundle) -> tuple[list[dict[str, Tensor]], Tensor, Tensor, float]:
         """One optimiser step of a stage: accumulate, clip, then apply it unless the guard says skip.
 
-        Returns the micro-batches' losses, whether the update was applied, the gradient norm before clipping
-        (NaN where clipping measures none), all but the guard's answer left on the device: the guard reads one value
-        per step, nothing else waits for the device; and the seconds spent waiting for the batches.
+        Returns the micro-batches' losses, whether the update was skipped (1.0) and the gradient norm before clipping
+        (NaN where clipping measures none), all left on the device (with Adam nothing waits for it; Adamax reads the
+        guard's answer); and the seconds spent waiting for the batches.
         """
         accelerator, optimizer = self.accelerator, bundle.optimizer
         losses, waited = [], 0.0
@@ -356,14 +366,10 @@ class _Training:
             losses.append({name: value.detach().float() for name, value in out.items()})
         clipped = accelerator.clip_grad_norm_(bundle.parameters, self.config.max_grad_norm)
         grad_norm = torch.tensor(math.nan, device=accelerator.device) if clipped is None else clipped
-        applied = step_is_finite(accelerator, [out["loss"] for out in losses], grad_norm)
-        if applied:
-            optimizer.step()
-        elif accelerator.scaler is not None:
-            accelerator.scaler.update()  # gradients were unscaled for clipping; let the scaler back off
+        skipped = guarded_step(accelerator, optimizer, [out["loss"] for out in losses], grad_norm)
         bundle.scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        return losses, applied, grad_norm, waited
+        return losses, skipped, grad_norm, waited
 
     def _log_step(self, stage: Stage, losses: dict[str, Tensor], extra: dict[str, float | Tensor],
                   global_step: int) -> None:
@@ -381,10 +387,13 @@ class _Training:
         config = self.config
         if stage_end or (config.validation_steps and global_step % config.validation_steps == 0):
             self._validate()
-        if config.checkpointing_steps and global_step % config.checkpointing_steps == 0:
+        if self._checkpoint_due(global_step):
             self.progress.elapsed_s = self._elapsed()
             path = save_checkpoint(self.accelerator, config.output_dir, global_step)
             logger.info(f"saved checkpoint {path}")
+
+    def _checkpoint_due(self, global_step: int) -> bool:
+        return bool(self.config.checkpointing_steps) and global_step % self.config.checkpointing_steps == 0
 
     def _elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
