@@ -2,10 +2,12 @@
 
 import socket
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from flowdeblur.data import build_dataset
+from flowdeblur.data import DatasetError, build_dataset
 from flowdeblur.data import builtin as builtin_module
 
 
@@ -60,3 +62,49 @@ def test_crops_are_blurred_8_bit_and_come_in_rgb_too():
 def test_impossible_patch_sizes_are_refused(patch_size):
     with pytest.raises(ValueError, match="patch_size"):
         build_dataset("builtin", split="test", patch_size=patch_size)
+
+
+def write_photos(folder, sizes=((200, 300), (160, 256))) -> list:
+    """Seeded random RGB photographs (textured, so no cell is flat) as PNGs in ``folder``."""
+    folder.mkdir(exist_ok=True)
+    generator = np.random.default_rng(0)
+    paths = []
+    for number, (height, width) in enumerate(sizes):
+        path = folder / f"photo{number}.png"
+        Image.fromarray(generator.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_a_folder_of_photos_adds_its_cells_and_leaves_the_built_in_items_as_they_were(tmp_path):
+    paths = write_photos(tmp_path / "photos")
+    (tmp_path / "photos" / "notes.txt").write_text("not a photo")
+
+    def cells(split: str, **options):
+        return build_dataset("builtin", split=split, patch_size=32, crop_size=32, **options)
+
+    beside = {split: cells(split, photos=str(tmp_path / "photos")) for split in ("train", "val", "test")}
+    for split, dataset in beside.items():
+        alone = cells(split)
+        assert dataset.names[: len(alone)] == alone.names and len(dataset) > len(alone)
+        for index in (0, len(alone) - 1):  # the same crop, blurred the same way
+            assert torch.equal(alone[index]["blurry"], dataset[index]["blurry"])
+        assert all(name.startswith(("photo0.png_", "photo1.png_")) for name in dataset.names[len(alone):])
+    train = boxes_of(beside["train"])
+    for image, top, left in boxes_of(beside["val"]) + boxes_of(beside["test"]):
+        if image.startswith("photo"):
+            assert not any(other == image and abs(top - t) < 32 and abs(left - u) < 32 for other, t, u in train)
+    sharp = cells("test", photos=str(tmp_path / "photos"), blur=None, color="rgb")
+    index = next(i for i, name in enumerate(sharp.names) if name.startswith("photo1.png_"))
+    _, top, left = boxes_of(sharp)[index]
+    expected = np.array(Image.open(paths[1]))[top : top + 32, left : left + 32]
+    assert torch.equal((sharp[index]["sharp"] * 255).round().byte().permute(1, 2, 0), torch.from_numpy(expected))
+
+
+def test_a_photos_option_that_leads_to_no_photographs_is_one_error_naming_the_folder(tmp_path):
+    with pytest.raises(DatasetError, match="no such folder"):
+        build_dataset("builtin", split="train", photos=str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("")
+    with pytest.raises(DatasetError, match=r"empty: found no photographs; it holds readme\.txt"):
+        build_dataset("builtin", split="train", photos=str(tmp_path / "empty"))

@@ -1,5 +1,7 @@
 """The inference fast path (flowdeblur.flows.fastconv) gives the training path's results, and only at inference."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,8 +9,9 @@ from torch import nn
 
 from flowdeblur import WaveletUNetFlow
 from flowdeblur.color import image_to_channels
-from flowdeblur.config import UMLINConfig
+from flowdeblur.config import PRESETS, UMLINConfig
 from flowdeblur.flows import CouplingSubnet, fastconv
+from flowdeblur.naf import LayerNorm2d, NAFBlock
 from flowdeblur.transfer import TransferNet
 from tests.flow_checks import perturb_parameters
 
@@ -103,11 +106,29 @@ def test_transfer_net_inference_equals_training_path(dilation):
         torch.testing.assert_close(net(z, low), training.detach(), atol=TOLERANCE, rtol=0)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_nafblock_and_its_layernorm_inference_equal_the_training_path(layout):
+    """Channels-last or not, in inference mode a NAFBlock (beta and gamma folded into its convolutions) and its
+    LayerNorm (one fused kernel over each pixel's channels) give the plain layers' results."""
+    block, norm = NAFBlock(8), LayerNorm2d(8)
+    perturb_parameters(block, scale=0.3)
+    perturb_parameters(norm, scale=0.3)
+    x = torch.randn(2, 8, 13, 10, generator=torch.Generator().manual_seed(4)).contiguous(memory_format=layout)
+    training = block(x)
+    training.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters())
+    with torch.inference_mode():
+        torch.testing.assert_close(block(x), training.detach(), atol=TOLERANCE, rtol=0)
+        torch.testing.assert_close(norm(x), norm(x.contiguous()), atol=TOLERANCE, rtol=0)
+
+
 @pytest.mark.parametrize("color", ["y", "rgb"])
 @pytest.mark.parametrize(("height", "width"), [(64, 96), (45, 67)])
-def test_model_inference_equals_training_path(color, height, width):
+@pytest.mark.parametrize("base", [UMLINConfig(steps=2, hidden_channels=16, transfer_hidden_channels=16),
+                                  PRESETS["pyramid-light"]], ids=["resnet-transfer", "pyramid-light"])
+def test_model_inference_equals_training_path(color, height, width, base):
     torch.manual_seed(0)
-    model = WaveletUNetFlow(UMLINConfig(steps=2, hidden_channels=16, transfer_hidden_channels=16, color=color))
+    model = WaveletUNetFlow(replace(base, color=color))
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(2))
     working = image_to_channels(image, color)
     model.initialize(working, working)

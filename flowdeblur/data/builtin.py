@@ -4,11 +4,15 @@ Each source image is cut into a grid of ``patch_size`` cells; near-flat cells ar
 image's cells (rounded) goes to test and another to val, the rest to train. Val and test items are their cells;
 training items are every window at half-cell stride that lies wholly in training cells. So no test pixel is ever
 in a training crop, and since each crop is blurred on its own, no test pixel influences a training input either.
+
+A folder of the user's own photographs (``photos``) adds their cells, split by the same rule; the built-in images'
+items, and the blur each one draws, stay as they are without it.
 """
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,8 +21,8 @@ from skimage import data
 
 from .blur import Blur
 from .dataset import Loaded
-from .errors import DatasetError
-from .io import array_to_tensor
+from .errors import DatasetError, listing, require_dir
+from .io import IMAGE_SUFFIXES, array_to_tensor, read_array
 from .sources import SharpImages
 from .splits import SPLITS, assign_splits, split_sizes
 
@@ -42,6 +46,24 @@ def source_images() -> tuple[np.ndarray, ...]:
     return tuple(_read_source(name) for name in SOURCES)
 
 
+def photo_files(folder: str) -> list[Path]:
+    """The image files directly inside ``folder``, by name; a DatasetError where it is not a folder or holds none."""
+    expected = f"a folder of photographs ({', '.join(sorted(IMAGE_SUFFIXES))})"
+    root = require_dir(folder, expected=expected, section=SECTION)
+    files = sorted(path for path in root.iterdir()
+                   if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.name.startswith("."))
+    if not files:
+        raise DatasetError(f"found no photographs; it holds {listing(root)}", path=root, expected=expected,
+                           section=SECTION)
+    return files
+
+
+@functools.cache
+def photo_images(folder: str) -> tuple[np.ndarray, ...]:
+    """The decoded photographs of ``folder`` (uint8 or uint16, (H, W) or (H, W, 3)), decoded once per process."""
+    return tuple(read_array(path) for path in photo_files(folder))
+
+
 def _held_out(n: int) -> dict[str, int]:
     """Per image: a tenth of its cells (rounded half up) each for test and val, the rest for training."""
     held = (n + 5) // 10
@@ -50,7 +72,7 @@ def _held_out(n: int) -> dict[str, int]:
 
 def _cell_labels(image: np.ndarray, size: int, seed: int, salt: int) -> np.ndarray:
     """A (rows, cols) grid of split names per cell ("" for a near-flat cell, used by no split)."""
-    gray = (image.mean(axis=-1) if image.ndim == 3 else image) / 255.0
+    gray = (image.mean(axis=-1) if image.ndim == 3 else image) / np.iinfo(image.dtype).max
     rows, cols = gray.shape[0] // size, gray.shape[1] // size
     blocks = gray[: rows * size, : cols * size].reshape(rows, size, cols, size)
     usable = np.flatnonzero(blocks.std(axis=(1, 3)) >= FLAT_STD)
@@ -60,11 +82,12 @@ def _cell_labels(image: np.ndarray, size: int, seed: int, salt: int) -> np.ndarr
     return labels.reshape(rows, cols)
 
 
-def _boxes(size: int, seed: int) -> dict[str, list[tuple[int, int, int]]]:
-    """(image number, top, left) of every crop per split, in a fixed order."""
+def _boxes(images: tuple[np.ndarray, ...], size: int, seed: int,
+           first: int = 0) -> dict[str, list[tuple[int, int, int]]]:
+    """(image number, top, left) of every crop per split, in a fixed order; images are numbered from ``first``."""
     boxes: dict[str, list[tuple[int, int, int]]] = {split: [] for split in SPLITS}
     half = size // 2
-    for number, image in enumerate(source_images()):
+    for number, image in enumerate(images, start=first):
         labels = _cell_labels(image, size, seed, number)
         for split in ("val", "test"):
             boxes[split] += [(number, row * size, col * size) for row, col in np.argwhere(labels == split)]
@@ -76,32 +99,49 @@ def _boxes(size: int, seed: int) -> dict[str, list[tuple[int, int, int]]]:
 
 
 class Crops:
-    """A reader of (image number, top, left) crops of the source images."""
+    """A reader of (image number, top, left) crops of the source images, then the photographs of ``photos``."""
 
-    def __init__(self, boxes: list[tuple[int, int, int]], size: int) -> None:
-        self.boxes, self.size = boxes, size
+    def __init__(self, boxes: list[tuple[int, int, int]], size: int, photos: str | None = None) -> None:
+        self.boxes, self.size, self.photos = boxes, size, photos
 
     def __call__(self, index: int) -> torch.Tensor:
         number, top, left = self.boxes[index]
-        return array_to_tensor(source_images()[number][top : top + self.size, left : left + self.size])
+        images = source_images() + (photo_images(self.photos) if self.photos else ())
+        return array_to_tensor(images[number][top : top + self.size, left : left + self.size])
 
 
-def load(root: None, split: str, seed: int, *, blur: Blur, patch_size: int = 128) -> Loaded:
-    """Crops of ``patch_size`` from scikit-image's bundled photographs, blurred by ``blur``."""
+def _keyed(boxes: dict[str, list[tuple[int, int, int]]], split: str, start: int) -> list[int]:
+    """Blur keys of ``split``'s crops: the splits' crops numbered in order from ``start``."""
+    first = start + sum(len(boxes[name]) for name in SPLITS[: SPLITS.index(split)])
+    return list(range(first, first + len(boxes[split])))
+
+
+def load(root: None, split: str, seed: int, *, blur: Blur, patch_size: int = 128, photos: str | None = None) -> Loaded:
+    """Crops of ``patch_size`` from scikit-image's bundled photographs, and from those in the folder ``photos``,
+    blurred by ``blur``."""
     if not isinstance(patch_size, int) or patch_size < 16 or patch_size % 2:
         raise DatasetError(f"patch_size must be an even integer >= 16, got {patch_size!r}", section=SECTION)
-    boxes = _boxes(patch_size, seed)
-    if not boxes[split]:
+    boxes = _boxes(source_images(), patch_size, seed)
+    names = [f"{SOURCES[number]}_y{top}_x{left}" for number, top, left in boxes[split]]
+    keys, crops, sources = _keyed(boxes, split, 0), list(boxes[split]), list(SOURCES)
+    if photos is not None:
+        photos = str(Path(photos).expanduser().resolve())
+        files = [path.name for path in photo_files(photos)]
+        extra = _boxes(photo_images(photos), patch_size, seed, first=len(SOURCES))
+        names += [f"{files[number - len(SOURCES)]}_y{top}_x{left}" for number, top, left in extra[split]]
+        keys += _keyed(extra, split, sum(map(len, boxes.values())))
+        crops += extra[split]
+        sources += files
+        boxes = {name: boxes[name] + extra[name] for name in SPLITS}
+    if not crops:
         raise DatasetError(
             f"patch_size {patch_size} leaves no {split} crops", expected="a smaller patch_size", section=SECTION
         )
-    first = sum(len(boxes[name]) for name in SPLITS[: SPLITS.index(split)])
-    names = [f"{SOURCES[number]}_y{top}_x{left}" for number, top, left in boxes[split]]
-    keys = list(range(first, first + len(names)))
     return Loaded(
-        SharpImages(names, keys, Crops(boxes[split], patch_size), blur, seed),
+        SharpImages(names, keys, Crops(crops, patch_size, photos), blur, seed),
         info={
-            "source_images": list(SOURCES),
+            "source_images": sources,
+            **({"photos": photos} if photos is not None else {}),
             "patch_size": patch_size,
             "split_sizes": split_sizes(boxes),
             "split_rule": "disjoint grid cells per image: a seeded tenth each for test and val; "

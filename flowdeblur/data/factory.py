@@ -29,6 +29,7 @@ UNSPLIT = frozenset({"paired"})  # the datasets that offer split="all"
 # What each loader option does, for commands that offer it as a flag (names, types and defaults: the signatures).
 OPTION_HELP = {
     "patch_size": "side of the grid cells the built-in photographs are cut into",
+    "photos": "a folder of your own sharp photographs, cut into cells and split as the built-in ones are, beside them",
     "resize": "square size each image is resized to (after a centre square crop), before --crop-size crops it",
     "num_samples": "images drawn (seeded) from the whole dataset before the 8:1:1 split (the paper: 100000)",
     "skip_bad": "skip unreadable or unpaired files, with a warning and a count, instead of stopping",

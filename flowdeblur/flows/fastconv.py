@@ -44,13 +44,18 @@ def channels_last(x: Tensor) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def _pointwise(x: Tensor, conv: nn.Conv2d, other: Tensor | None, unary: str) -> Tensor:
-    """``conv(x)``, plus ``other`` if given, then ``unary`` ("relu" or "none"), in one oneDNN call."""
+def _pointwise(x: Tensor, conv: nn.Conv2d, other: Tensor | None, unary: str, scale: Tensor | None = None) -> Tensor:
+    """``conv(x)`` (its outputs times ``scale``, per channel, if given), plus ``other`` if given, then ``unary``
+    ("relu" or "none"), in one oneDNN call."""
     geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+    weight, bias = conv.weight, conv.bias
+    if scale is not None:
+        weight = weight * scale.reshape(-1, 1, 1, 1)
+        bias = None if bias is None else bias * scale.reshape(-1)
     if other is None:
-        return torch.ops.mkldnn._convolution_pointwise(x, conv.weight, conv.bias, *geometry, unary, [], "")
+        return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *geometry, unary, [], "")
     return torch.ops.mkldnn._convolution_pointwise(
-        x, channels_last(other), conv.weight, conv.bias, *geometry, "add", 1.0, None, [], None)
+        x, channels_last(other), weight, bias, *geometry, "add", 1.0, None, [], None)
 
 
 def conv2d(x: Tensor, conv: nn.Conv2d, relu: bool = False) -> Tensor:
@@ -58,9 +63,10 @@ def conv2d(x: Tensor, conv: nn.Conv2d, relu: bool = False) -> Tensor:
     return _pointwise(x, conv, None, "relu" if relu else "none")
 
 
-def conv2d_add(x: Tensor, conv: nn.Conv2d, residual: Tensor) -> Tensor:
-    """``residual + conv(x)`` in one call: a residual block's second convolution and its skip connection."""
-    return _pointwise(x, conv, residual, "none")
+def conv2d_add(x: Tensor, conv: nn.Conv2d, residual: Tensor, scale: Tensor | None = None) -> Tensor:
+    """``residual + conv(x)`` in one call: a residual block's last convolution and its skip connection; with
+    ``scale``, ``residual + scale * conv(x)`` (a per-channel scale, folded into the weights)."""
+    return _pointwise(x, conv, residual, "none", scale)
 
 
 def phases(out_channels: int, kernel: int, height: int, width: int) -> tuple[int, int]:

@@ -97,7 +97,7 @@ def _loader_options() -> dict[str, dict[str, inspect.Parameter]]:
     """Each loader option the recipes offer, with its parameter in every dataset's loader that takes it."""
     offered: dict[str, dict[str, inspect.Parameter]] = {}
     for name in DATASET_NAMES:
-        parameters = inspect.signature(LOADERS[name]).parameters
+        parameters = inspect.signature(LOADERS[name], eval_str=True).parameters
         for option_name in dataset_options(name):
             if option_name not in NOT_FLAGS:
                 offered.setdefault(option_name, {})[name] = parameters[option_name]
@@ -206,7 +206,8 @@ def _add_loader_flags(parser: argparse.ArgumentParser) -> None:
         default = next(iter(defaults))
         shown = default if len(defaults) == 1 else ", ".join(f"{d} {p.default}" for d, p in takers.items())
         text = f"{OPTION_HELP[name]}; --dataset {', '.join(takers)} (unset: {shown})"
-        _add_flag(group, _flag(name), type(default), None, text, choices=OPTION_CHOICES.get(name))
+        kind = next(iter(takers.values())).annotation if default is None else type(default)
+        _add_flag(group, _flag(name), kind, None, text, choices=OPTION_CHOICES.get(name))
 
 
 def _add_blur_flags(parser: argparse.ArgumentParser) -> None:
