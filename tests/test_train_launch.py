@@ -15,7 +15,10 @@ import torch
 from safetensors.torch import load_file
 
 from flowdeblur import WaveletUNetFlow
+from flowdeblur.data import build_dataset
+from flowdeblur.train.loaders import EpochSampler
 from flowdeblur.train.trainer import CPU_PROCESSES_COMMAND, cpu_launch_fell_back_to_one_process, weight_digest
+from tests.data_fixtures import make_paired, truncate
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_FLAGS = [
@@ -24,7 +27,7 @@ TINY_FLAGS = [
 ]
 
 
-def accelerate_launch(script: Path, *args: str) -> subprocess.CompletedProcess:
+def accelerate_launch(script: Path, *args: str, succeeds: bool = True) -> subprocess.CompletedProcess:
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -32,7 +35,7 @@ def accelerate_launch(script: Path, *args: str) -> subprocess.CompletedProcess:
     ]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (result.returncode == 0) == succeeds, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
@@ -204,3 +207,19 @@ def test_accelerate_launch_cpu_with_two_processes_warns_that_one_runs_and_names_
     warnings = [line for line in result.stderr.splitlines() if CPU_PROCESSES_COMMAND in line]
     assert len(warnings) == 1 and "but 1 runs" in warnings[0]
     assert "training on 1 process(es)" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_file_found_bad_by_the_second_process_alone_is_one_line_it_prints(tmp_path):
+    """The first global batch is read by every process (ActNorm's start); process 1's second batch only by it."""
+    root = make_paired(tmp_path / "pairs", count=20, size=(40, 48))
+    train_set = build_dataset("paired", root, split="train", crop_size=32)
+    bad = train_set.names[list(EpochSampler(train_set, 0))[3 * 2]]
+    truncate(root / "sharp" / bad)
+    result = accelerate_launch(
+        REPO / "recipes" / "train_paired.py", "--data-dir", str(root), *TINY_FLAGS, "--stage4-steps", "3",
+        "--validation-images", "1", "--output-dir", str(tmp_path / "run"), succeeds=False,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith(f"error (process 1): {root}: 1 unreadable images (sharp/{bad}")

@@ -342,7 +342,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: Any) -> int:
     """Parse the command line over a recipe's defaults and train; a user error is one line and exit status 2, Ctrl-C
     a note on what was kept and the command that continues the run (exit status 130). Under a launcher of several
-    processes each line is printed by the first process only (every process meets the same error)."""
+    processes each line is printed by the first process only (every process meets the same error), except a file
+    found bad during training, which only the process reading it meets: that one prints it, naming itself."""
     first_process = _first_process()
     args = build_parser(description, **defaults).parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.WARNING)
@@ -353,8 +354,11 @@ def run_recipe(description: str, argv: Sequence[str] | None = None, **defaults: 
             with logging_redirect_tqdm():
                 train(config)
     except (DatasetError, TrainConfigError, CheckpointError) as error:
-        if first_process:
-            print(f"error: {error}", file=sys.stderr)
+        found_by = getattr(error, "process_index", None)  # set where one process's data share met a bad file
+        if first_process or found_by is not None:
+            # on a line of its own: the first process's progress bar may be mid-line on the same terminal
+            where = f"\nerror (process {found_by})" if found_by else "error"
+            print(f"{where}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if first_process:

@@ -32,6 +32,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from ..data.errors import DatasetError
 from ..flows.actnorm import pooled_statistics
 from ..flows.precision import set_tf32
 from ..model import WaveletUNetFlow
@@ -90,7 +91,13 @@ def train(config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) 
     resume_from = broadcast_object_list([resume_from])[0]  # the first process's choice, which every process loads
     if config.resume_from_checkpoint and not resume_from:
         logger.info(f"no checkpoint in {config.output_dir} yet: starting from scratch")
-    return _Training(config, accelerator, datasets, resume_from).run()
+    training = _Training(config, accelerator, datasets, resume_from)
+    try:
+        return training.run()
+    except DatasetError as error:
+        # A file found bad only when read is found by the process whose share holds it, maybe not the first.
+        error.process_index = accelerator.process_index
+        raise
 
 
 def cpu_launch_fell_back_to_one_process(processes: int, environment: Mapping[str, str]) -> bool:
