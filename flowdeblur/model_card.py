@@ -67,6 +67,7 @@ def _procedure(metadata: Mapping[str, Any]) -> str:
     facts += [f"{label} {train[key]}" for label, key in (("optimiser", "optimizer"), ("batch", "batch_size"))
               if key in train]
     facts += [f"seed {metadata['seed']}"] if "seed" in metadata else []
+    facts += [f"fine-tuned from {train['init_from']}"] if train.get("init_from") else []
     seconds = metadata.get("wall_time_s")
     facts += [f"{seconds / 60:.0f} minutes on {metadata.get('processes', 1)} process(es)"] if isinstance(
         seconds, int | float) else []

@@ -13,8 +13,9 @@ from huggingface_hub import ModelCard, constants
 from PIL import Image
 
 import flowdeblur.model_format as model_format
-from flowdeblur import CheckpointError, WaveletUNetFlow
+from flowdeblur import CheckpointError, UMLINConfig, WaveletUNetFlow
 from flowdeblur.cli import main
+from flowdeblur.model_card import model_card
 from flowdeblur.train.cli import build_parser, config_from_args
 from tests.cli_helpers import TINY, run_command, save_tiny_model
 
@@ -129,6 +130,14 @@ def test_a_trained_model_s_card_names_its_data_and_scores():
     card = (WaveletUNetFlow.from_pretrained("general").directory / "README.md").read_text()
     assert "astronaut, camera" in card and "mixture blur" in card and "| PSNR (dB) | 32.35 | 32.60 |" in card
     assert "--model general" in card
+
+
+def test_a_fine_tuned_model_s_card_names_the_model_it_started_from(tmp_path):
+    metadata = {"train_config": {"optimizer": "adam", "batch_size": 16, "init_from": "general"},
+                "stage_steps": {"joint": 10}, "seed": 0}
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    card = model_card(UMLINConfig(), metadata, parameters=1, name="tuned", weights=tmp_path / "model.safetensors")
+    assert "Stages: joint 10 steps; optimiser adam; batch 16; seed 0; fine-tuned from general." in card
 
 
 def test_push_to_hub_uploads_the_saved_directory_with_its_card(saved, monkeypatch):
