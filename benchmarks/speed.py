@@ -417,7 +417,9 @@ def main() -> None:
         print(RESULT + json.dumps([run_case(case) for case in json.loads(args.cases)]), flush=True)
         return
     if args.ddp_case:
-        print(RESULT + json.dumps(ddp_train(json.loads(args.ddp_case))), flush=True)
+        result = ddp_train(json.loads(args.ddp_case))
+        if os.environ.get("RANK", "0") == "0":  # one line: two processes printing at once can interleave theirs
+            print(RESULT + json.dumps(result), flush=True)
         return
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.ddp:
