@@ -206,7 +206,7 @@ def _add_loader_flags(parser: argparse.ArgumentParser) -> None:
         default = next(iter(defaults))
         shown = default if len(defaults) == 1 else ", ".join(f"{d} {p.default}" for d, p in takers.items())
         text = f"{OPTION_HELP[name]}; --dataset {', '.join(takers)} (unset: {shown})"
-        kind = next(iter(takers.values())).annotation if default is None else type(default)
+        kind = next(iter(takers.values())).annotation  # evaluated: `X | None` makes a flag of type X
         _add_flag(group, _flag(name), kind, None, text, choices=OPTION_CHOICES.get(name))
 
 

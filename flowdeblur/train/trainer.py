@@ -26,6 +26,7 @@ from accelerate.utils import (
     set_seed,
 )
 from accelerate.utils import imports as accelerate_imports
+from accelerate.utils.environment import str_to_bool
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -104,7 +105,7 @@ def cpu_launch_fell_back_to_one_process(processes: int, environment: Mapping[str
     """Whether ``accelerate launch --cpu`` was asked for several processes (or machines) but started this one alone,
     which Accelerate 1.x does without MPI: its CPU launcher then sets ``MASTER_ADDR`` (only for more than one process
     or machine) beside ``ACCELERATE_USE_CPU``, and nothing sets the world size."""
-    use_cpu = environment.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes", "y", "on")
+    use_cpu = str_to_bool(environment.get("ACCELERATE_USE_CPU", "false")) == 1  # as Accelerate reads the flag
     launched = "ACCELERATE_DYNAMO_BACKEND" in environment and "MASTER_ADDR" in environment
     return processes == 1 and use_cpu and launched and "WORLD_SIZE" not in environment
 
