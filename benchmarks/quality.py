@@ -52,6 +52,7 @@ from common import (
     set_threads,
     write_json,
 )
+from curve import gap_table, plot
 from learned import parameter_count, train_for
 from nafnet import NAFNet, nafnet_with_parameters
 from shift_consistency import model_restorer, shift_consistency
@@ -174,7 +175,8 @@ class Settings:
     work_dir: Path
     ablation: bool = True
     rows: tuple[str, ...] = ()
-    designs: bool = True
+    main_rows: bool = True
+    designs: tuple[str, ...] = tuple(DESIGNS)
     nafnet_widths: tuple[int, ...] = NAFNET_WIDTHS
     forward_size: tuple[int, int] = FORWARD_SIZE
 
@@ -195,8 +197,8 @@ class Settings:
             "protocols": {name: PROTOCOLS[name][1].describe(SEED) for name in self.protocols},
             "ablation_protocol": ABLATION_PROTOCOL,
             "ablation_rows": list(self.rows) or "all",
-            "designs": {name: {**dict(variant.model), **dict(variant.options)} for name, variant in DESIGNS.items()}
-            if self.designs else {},
+            "main_rows": self.main_rows,
+            "designs": {name: {**dict(DESIGNS[name].model), **dict(DESIGNS[name].options)} for name in self.designs},
             "nafnet_widths": list(self.nafnet_widths),
             "forward_size": list(self.forward_size),
             "psnr_cap": PSNR_CAP,
@@ -207,7 +209,8 @@ class Settings:
 def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     """The full run's settings, or tiny ones for ``--quick``."""
     common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight, ablation=args.ablation,
-                  rows=tuple(args.rows or ()), designs=args.designs, nafnet_widths=tuple(args.nafnet_widths))
+                  rows=tuple(args.rows or ()), main_rows=args.main_rows, designs=tuple(args.designs),
+                  nafnet_widths=tuple(args.nafnet_widths))
     if args.quick:
         return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
                         warmup_steps=1, forward_size=(64, 64), **{**common, "nafnet_widths": (4,)})
@@ -360,10 +363,11 @@ def learned_results(
 
 
 def rows_to_train(protocol: str, settings: Settings) -> list[Variant]:
-    """The UML-IN row, and on the paper's protocol the ablation rows asked for (all unless ``--rows``)."""
+    """The UML-IN row, and on the paper's protocol the ablation rows asked for (all unless ``--rows``); none without
+    the main rows."""
     ablated = protocol == ABLATION_PROTOCOL and settings.ablation
-    return [row for row in variants(settings.l1_weight)
-            if row.name == JOINT or (ablated and (not settings.rows or row.name in settings.rows))]
+    return [row for row in variants(settings.l1_weight) if settings.main_rows
+            and (row.name == JOINT or (ablated and (not settings.rows or row.name in settings.rows)))]
 
 
 def trained_uml_in(
@@ -397,30 +401,33 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     datasets = (train_set, Subset(val_set, range(min(settings.images, len(val_set)))))
     root = settings.work_dir / name
     step_times = StepTimes(settings, datasets, root)
-    ablation = {}
+    ablation: dict[str, dict[str, Any]] = {}
     for variant in rows_to_train(name, settings):
         ablation[variant.name] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)[1]
         facts = ablation[variant.name]
         print(f"[{name}] {variant.name}: {facts['psnr']:.2f} dB after {facts['train_seconds']:.0f} s "
               f"{facts['stage_steps']}", flush=True)
-    full = ablation[JOINT]
-    config = train_config(settings, root / "learned", full["stage_steps"], Variant(JOINT, JOINT_ONLY))
+    full = ablation.get(JOINT)
+    config = train_config(settings, root / "learned", full["stage_steps"] if full else (0, 0, 0, 1),
+                          Variant(JOINT, JOINT_ONLY))
     channels = config.model.channels
-    for method, (_, network) in LEARNED_BASELINES.items():
-        methods[method] = learned_results(network(full["parameters"], channels=channels), config, train_set,
-                                          full["train_seconds"], test, settings, device)
-        print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['steps']} steps",
-              flush=True)
-    methods["UML-IN"] = full
-    for method, variant in DESIGNS.items() if settings.designs else ():
-        model, methods[method] = trained_uml_in(settings, variant, datasets, step_times, root, test, device)
+    if full:
+        for method, (_, network) in LEARNED_BASELINES.items():
+            methods[method] = learned_results(network(full["parameters"], channels=channels), config, train_set,
+                                              full["train_seconds"], test, settings, device)
+            print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['steps']} steps",
+                  flush=True)
+        methods["UML-IN"] = full
+    for method in settings.designs:
+        model, methods[method] = trained_uml_in(settings, DESIGNS[method], datasets, step_times, root, test, device)
         print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['train_seconds']:.0f} s",
               flush=True)
         for shifted, (design, shifts) in SHIFTED_DESIGNS.items():
             if design == method:
                 methods[shifted] = {**methods[method], **shifted_passes(model, shifts, test, settings, device)}
                 print(f"[{name}] {shifted}: {methods[shifted]['psnr']:.2f} dB", flush=True)
-    design_seconds = methods[FAMILY_REFERENCE]["train_seconds"] if settings.designs else full["train_seconds"]
+    reference = methods.get(FAMILY_REFERENCE, full)
+    design_seconds = reference["train_seconds"] if reference else settings.budget_seconds
     for width in settings.nafnet_widths:
         method = f"NAFNet-style w{width}"
         methods[method] = learned_results(NAFNet(channels, width), config, train_set, design_seconds, test, settings,
@@ -526,11 +533,16 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, help="keep the trained models here (default: a temporary folder)")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false",
                         help="skip the ablation rows of the paper's protocol (its main rows only)")
-    parser.add_argument("--no-designs", dest="designs", action="store_false",
-                        help="skip the design rows (the pyramid preset, with and without its INNs) on every protocol")
+    parser.add_argument("--no-main-rows", dest="main_rows", action="store_false",
+                        help="skip the UML-IN row of the configured model, its ablation and the same-size U-Net and "
+                        "NAFNet-style rows (the classical methods, the designs and the family still run)")
+    parser.add_argument("--designs", nargs="*", choices=list(DESIGNS), default=list(DESIGNS), metavar="DESIGN",
+                        help="the design rows to train on every protocol (default all: "
+                        f"{', '.join(map(repr, DESIGNS))}; none: skip)")
     parser.add_argument("--nafnet-widths", type=int, nargs="*", default=list(NAFNET_WIDTHS),
                         help=f"widths of the NAFNet-style family, each trained as long as the pyramid-light design "
                         f"(default {' '.join(map(str, NAFNET_WIDTHS))}; none: skip)")
+    parser.add_argument("--plot", type=Path, help="also plot Y-PSNR against forward time here (curve.py; matplotlib)")
     parser.add_argument("--rows", nargs="+", choices=[variant.name for variant in variants(L1_WEIGHT)],
                         metavar="ROW", help="only these ablation rows (beside the UML-IN row), e.g. 'joint, one "
                         "shared codec'")
@@ -554,6 +566,10 @@ def main() -> None:
     print(document["table"])
     print(document["cost_table"])
     print(tuned_values(document["protocols"]))
+    print(gap_table(document["protocols"]))
+    if args.plot:
+        plot(document["protocols"], args.plot)
+        print(f"plot: {args.plot}")
     print(f"JSON: {args.output}")
 
 

@@ -243,3 +243,56 @@ def test_forward_speed_quick_run_compares_a_git_revision_with_this_checkout(tmp_
     (entry,) = document["results"]
     assert entry["max_abs_difference"] <= 1e-5 and entry["deblur_max_abs_difference"] <= 1e-5
 
+
+
+def point(psnr: float, forward_s: float) -> dict[str, float]:
+    return {"psnr": psnr, "forward_s": forward_s, "ssim": 0.9, "mse": 1e-4}
+
+
+def test_the_curve_joins_the_family_frontier_and_gives_each_design_its_gap(benchmark):
+    curve = benchmark("curve")
+    members = {"NAFNet-style w8": point(33.0, 1.0), "NAFNet-style w16": point(34.0, 4.0),
+               "NAFNet-style w32": point(32.0, 9.0)}  # slower and worse than w16: off the frontier
+    assert curve.frontier(members) == [(1.0, 33.0), (4.0, 34.0)]
+    assert curve.curve_value(2.0, members) == pytest.approx(33.5)  # half-way in log time
+    assert curve.curve_value(9.0, members) == 34.0 and curve.curve_value(0.5, members) is None
+    protocol = {"label": "9×9", "methods": {**members, "blurry input": point(28.0, 0.0),
+                                            "UML-IN pyramid-light, Adam": point(33.6, 2.0),
+                                            "UML-IN pyramid": point(32.0, 9.0),
+                                            "UML-IN pyramid-light, fast": point(40.0, 0.1)}}
+    gaps = curve.gaps(protocol)
+    assert gaps["UML-IN pyramid-light, Adam"] == pytest.approx(0.1)
+    assert gaps["UML-IN pyramid"] == pytest.approx(-2.0) and gaps["UML-IN pyramid-light, fast"] is None
+    table = curve.gap_table({"g9": protocol})
+    assert "| 9×9 | UML-IN pyramid-light, Adam | 33.60 | 2.00 | 33.50 | +0.10 |" in table
+
+
+def test_the_curve_plot_is_written_and_read_back_from_quality_json(benchmark, tmp_path):
+    members = {"NAFNet-style w8": point(33.0, 1.0), "NAFNet-style w16": point(34.0, 4.0),
+               "UML-IN pyramid-light, Adam": point(33.6, 2.0), "blurry input": point(28.0, 0.0)}
+    results = tmp_path / "quality.json"
+    results.write_text(json.dumps({"protocols": {"gaussian9": {"label": "9×9", "methods": members}}}))
+    plot = tmp_path / "curve.svg"
+    command = [sys.executable, str(BENCHMARKS / "curve.py"), str(results), "--plot", str(plot)]
+    process = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert process.returncode == 0, process.stderr
+    assert "| +0.10 |" in process.stdout and plot.read_text().lstrip().startswith("<?xml")
+    assert not list(tmp_path.glob(".*tmp*"))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    process = subprocess.run([*command[:2], str(broken)], capture_output=True, text=True, check=False)
+    assert process.returncode == 1 and f"{broken}: not a quality.py JSON file" in process.stderr
+
+
+@pytest.mark.slow
+def test_quality_runs_only_the_designs_and_family_asked_for(tmp_path):
+    output = tmp_path / "quality.json"
+    stdout = run_quick("quality.py", output, "--protocols", "gaussian9", "--no-main-rows", "--designs",
+                       "UML-IN pyramid-light, Adam", "--plot", str(tmp_path / "curve.png"))
+    methods = json.loads(output.read_text())["protocols"]["gaussian9"]["methods"]
+    assert set(methods) == {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)",
+                            "UML-IN pyramid-light, Adam", "UML-IN pyramid-light, Adam, 2 shifted passes",
+                            "NAFNet-style w4"}
+    design = methods["UML-IN pyramid-light, Adam"]
+    assert methods["NAFNet-style w4"]["train_seconds"] == pytest.approx(design["train_seconds"], rel=0.5)
+    assert "| gap (dB) |" in stdout and (tmp_path / "curve.png").stat().st_size > 0
