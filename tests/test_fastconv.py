@@ -54,6 +54,21 @@ def test_thin_conv2d_follows_weight_changes():
     assert set(conv.state_dict()) == {"weight", "bias"}
 
 
+def test_thin_conv2d_follows_a_fused_optimiser_step():
+    """Fused Adam writes the weights in place without bumping their version counters."""
+    conv = nn.Conv2d(8, 2, 5, padding=2)
+    x = channels_last_input(8, 12, 12)
+    optimizer = torch.optim.Adam(conv.parameters(), lr=0.1, fused=True)
+    with torch.no_grad():
+        fastconv.thin_conv2d(x, conv)
+    conv(x.contiguous()).square().sum().backward()
+    versions = [p._version for p in conv.parameters()]
+    optimizer.step()
+    assert [p._version for p in conv.parameters()] == versions  # what the cache could not see by versions alone
+    with torch.no_grad():
+        torch.testing.assert_close(fastconv.thin_conv2d(x, conv), conv(x.contiguous()), atol=TOLERANCE, rtol=0)
+
+
 @pytest.mark.parametrize("dilation", [1, 2])
 def test_fused_convolutions_equal_the_layers(dilation):
     conv = nn.Conv2d(8, 8, 3, padding=dilation, dilation=dilation)

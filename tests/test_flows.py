@@ -1,5 +1,7 @@
 """flowdeblur.flows: each block inverts exactly and reports the log-det of its brute-force Jacobian."""
 
+import functools
+
 import pytest
 import torch
 from FrEIA.framework import GraphINN, InputNode, Node, OutputNode
@@ -211,12 +213,19 @@ def _reference_inverse_output(module, x):
     return torch.nn.functional.conv2d(x, weight[:, :, None, None])
 
 
-def test_conv1x1_cached_inverse_carries_the_gradient_of_the_inverse_across_optimiser_steps():
+OPTIMIZERS = {
+    "SGD": functools.partial(torch.optim.SGD, lr=0.05),
+    "fused Adam": functools.partial(torch.optim.Adam, lr=0.05, fused=True),  # no version bump: a step hook tells
+}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_conv1x1_cached_inverse_carries_the_gradient_of_the_inverse_across_optimiser_steps(optimizer):
     module = _module(InvertibleConv1x1, (4, 3, 3), torch.float64)
     reference = _module(InvertibleConv1x1, (4, 3, 3), torch.float64)
-    optimizers = [torch.optim.SGD(net.parameters(), lr=0.05) for net in (module, reference)]
+    optimizers = [OPTIMIZERS[optimizer](net.parameters()) for net in (module, reference)]
     x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
-    for _ in range(3):  # each step changes the factors' versions: the cached inverse must follow
+    for _ in range(3):  # each step changes the factors: the cached inverse must follow
         for optimizer, out in ((optimizers[0], module([x], rev=True)[0][0]),
                                (optimizers[1], _reference_inverse_output(reference, x))):
             optimizer.zero_grad()

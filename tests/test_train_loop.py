@@ -10,7 +10,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from safetensors.torch import load_file
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from flowdeblur import UMLINConfig, WaveletUNetFlow
 from flowdeblur.config import PRESETS
@@ -23,6 +23,7 @@ from flowdeblur.train.loaders import EpochSampler, batch_stream, load_datasets, 
 from flowdeblur.train.schedule import stage_optimizer
 from flowdeblur.train.stages import STAGES, Objectives, StageObjective
 from flowdeblur.train.state import list_checkpoints
+from flowdeblur.train.validate import validate
 from tests.flow_checks import ROUND_TRIP_TOLERANCE, count_host_reads
 
 TINY = UMLINConfig(levels=2, steps=1, hidden_channels=8, transfer_hidden_channels=8, transfer_blocks=1)
@@ -475,3 +476,16 @@ def test_resuming_under_another_global_batch_is_refused_unless_allowed(tmp_path,
             start_of(self, saved)) or starts[-1])
         train(replace(bigger, output_dir=tmp_path / "other", allow_resume_batch_change=True))
     assert starts == [1]  # 2 steps x 2 images read: the first batch of 4 not yet read is the second
+
+
+def test_the_recorded_validation_is_that_of_the_saved_model_after_fused_adam_steps(tmp_path):
+    """Fused Adam writes weights without bumping version counters: no cache of derived weights (the 1x1
+    convolutions' inverses, the fast path's phase kernels) may outlive a step, or training and the saved model
+    compute different functions."""
+    config = tiny_config(tmp_path, stage_steps=(0, 0, 0, 3), optimizer="adam", learning_rates=(3e-2,) * 4,
+                         validation_steps=1, warmup_steps=0)
+    datasets = load_datasets(config)
+    model = WaveletUNetFlow.from_pretrained(train(config, datasets))
+    accelerator = Accelerator(cpu=True)
+    scores = validate(accelerator, model, accelerator.prepare(DataLoader(datasets[1], batch_size=2)))
+    assert scores["psnr"] == pytest.approx(model.metadata["validation"]["psnr"], abs=1e-4)

@@ -12,6 +12,7 @@ from FrEIA.modules import InvertibleModule
 from torch import Tensor, nn
 
 from .precision import exact_float32
+from .values_key import values_key
 
 
 class _CachedInverse(torch.autograd.Function):
@@ -37,8 +38,9 @@ class InvertibleConv1x1(InvertibleModule):
     learned. The log-det is exact and cheap: ``H * W * sum(log|s|)`` for an H x W input. W starts as a
     random rotation drawn from torch's global generator (seed it for reproducibility). The map always
     runs in float32 or wider, also under autocast and with TF32 allowed, so that mixed precision cannot break
-    invertibility. W^-1 is computed without a host sync and cached, rebuilt only when L, U or log|s| change (their
-    storage or version counter: writes through ``.data`` go unseen); with gradients on, W is rebuilt every call and
+    invertibility. W^-1 is computed without a host sync and cached, rebuilt only when L, U or log|s| may have changed
+    (their storage or version counter, or any optimiser step: :mod:`.values_key`; writes through ``.data`` go
+    unseen); with gradients on, W is rebuilt every call and
     the cached W^-1 carries the gradient of the inverse, so training and its gradients are untouched. With gradients
     off (``torch.no_grad``, ``torch.inference_mode``) W is cached the same way. Within
     :meth:`constant_weights` W and W^-1 are fixed tensors, so a trace (an ONNX export) holds them as constants.
@@ -84,11 +86,8 @@ class InvertibleConv1x1(InvertibleModule):
         return self.permutation @ lower @ upper
 
     def _factors_key(self) -> tuple[object, ...] | None:
-        """What identifies the current L, U and log|s| (storage, version, device), or None if not trackable."""
-        factors = (self.lower, self.upper, self.log_s)
-        if any(factor.is_inference() for factor in factors):
-            return None  # inference tensors have no version counter
-        return tuple((factor.data_ptr(), factor._version, factor.device, factor.dtype) for factor in factors)
+        """What identifies the current L, U and log|s| (:func:`~.values_key.values_key`), or None if not trackable."""
+        return values_key((self.lower, self.upper, self.log_s))
 
     @contextmanager
     def constant_weights(self) -> Iterator[None]:

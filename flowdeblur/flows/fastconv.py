@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .values_key import values_key
+
 VECTOR = 16  # float32 lanes of one oneDNN vector register (AVX-512), the unit the cost model counts
 THIN_OUTPUTS = 4  # out_channels up to which thin_conv2d splits into phases (measured up to 4)
 PHASE_CHOICES = (1, 2, 4)  # output phases per axis that thin_conv2d considers
@@ -106,11 +108,11 @@ def _phase_weight(conv: nn.Conv2d, split: tuple[int, int]) -> tuple[Tensor, Tens
 
 
 def _cached_phase_weight(conv: nn.Conv2d, split: tuple[int, int]) -> tuple[Tensor, Tensor | None]:
-    """:func:`_phase_weight`, kept on ``conv`` until its weight or bias changes (storage or version counter)."""
-    parameters = [p for p in (conv.weight, conv.bias) if p is not None]
-    if any(p.is_inference() for p in parameters):
+    """:func:`_phase_weight`, kept on ``conv`` until its weight or bias may have changed (:mod:`.values_key`)."""
+    values = values_key(p for p in (conv.weight, conv.bias) if p is not None)
+    if values is None:
         return _phase_weight(conv, split)  # inference tensors have no version counter
-    key = (split, *((p.data_ptr(), p._version) for p in parameters))
+    key = (split, *values)
     cache = conv.__dict__.setdefault("_phase_cache", {})
     if cache.get(split, (None,))[0] != key:
         cache[split] = (key, _phase_weight(conv, split))
