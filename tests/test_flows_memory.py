@@ -152,12 +152,18 @@ def test_actnorm_initialises_once_in_the_first_forward_pass():
     assert all(module.initialized for module in saving.modules() if isinstance(module, ActNorm))
 
 
-def test_a_parameter_changed_before_backward_is_an_error():
+@pytest.mark.parametrize("change", ["in place", "fused Adam step"])
+def test_a_parameter_changed_before_backward_is_an_error(change):
     _, saving = level_flows(conditional=False)
     x, _ = batch(conditional=False)
+    for parameter in saving.parameters():
+        parameter.grad = torch.ones_like(parameter)
     z, log_det = saving(x.requires_grad_())
-    with torch.no_grad():
-        next(saving.parameters()).add_(1.0)
+    if change == "in place":
+        with torch.no_grad():
+            next(saving.parameters()).add_(1.0)
+    else:  # writes the weights without bumping their version counters
+        torch.optim.Adam(saving.parameters(), lr=0.1, fused=True).step()
     with pytest.raises(RuntimeError, match="changed between its forward and backward"):
         (z.sum() + log_det.sum()).backward()
 

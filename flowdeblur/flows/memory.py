@@ -19,6 +19,8 @@ from FrEIA.framework import GraphINN, SequenceINN
 from FrEIA.modules import GLOWCouplingBlock, InvertibleModule
 from torch import Tensor, nn
 
+from .values_key import values_key
+
 
 def _run_block(
     block: nn.Module, x: Tensor, conditions: Sequence[Tensor], rev: bool
@@ -40,13 +42,13 @@ class _BackpropByInversion(torch.autograd.Function):
         ctx.chain, ctx.rev, ctx.input_dtypes = chain, rev, input_dtypes
         ctx.autocast = (device, torch.get_autocast_dtype(device), torch.is_autocast_enabled(device))
         ctx.parameters = parameters
-        ctx.versions = [parameter._version for parameter in parameters]  # after ActNorm's initialisation, if any
+        ctx.values = values_key(parameters)  # after ActNorm's initialisation, if any
         ctx.save_for_backward(out, *conditions)
         return out, log_det
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor, grad_log_det: Tensor) -> tuple[Tensor | None, ...]:
-        if [parameter._version for parameter in ctx.parameters] != ctx.versions:
+        if values_key(ctx.parameters) != ctx.values:
             raise RuntimeError(
                 "a parameter of a MemorySavingChain changed between its forward and backward pass "
                 "(an optimiser step or an initialisation in between): its inputs can no longer be recovered"
