@@ -77,17 +77,23 @@ def gap_table(protocols: dict[str, dict[str, Any]]) -> str:
 
 
 def plot(protocols: dict[str, dict[str, Any]], path: Path) -> None:
-    """Y-PSNR against 720p forward time, one panel per protocol, written to ``path`` (any format matplotlib knows)."""
+    """Y-PSNR against 720p forward time, one panel per protocol (two to a row), written to ``path`` (any format
+    matplotlib knows)."""
     try:
         import matplotlib
     except ImportError as error:
         raise SystemExit("the plot needs matplotlib: pip install matplotlib (or the package's 'dev' extra)") from error
     matplotlib.use("Agg")
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "flowdeblur"})  # text as text, stable ids
     from matplotlib import pyplot
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-    figure, axes = pyplot.subplots(1, len(protocols), figsize=(5 * len(protocols), 4), squeeze=False)
-    for axis, protocol in zip(axes[0], protocols.values(), strict=True):
+    columns = min(len(protocols), 2)
+    rows = math.ceil(len(protocols) / columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(6 * columns, 4.5 * rows), squeeze=False)
+    for axis in axes.flat[len(protocols):]:
+        axis.set_visible(False)
+    for axis, protocol in zip(axes.flat, protocols.values(), strict=False):
         methods = protocol["methods"]
         members = family(methods)
         points = frontier(members)
