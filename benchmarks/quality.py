@@ -25,6 +25,8 @@ for the models too, and the table writes "∞" where every image came back exact
     python benchmarks/quality.py --protocols gaussian3 --l1-weight 0.5   # the ablation with a larger L1 weight
     python benchmarks/quality.py --budget-seconds 960 --protocols gaussian3 --no-ablation   # 4x, main rows
     python benchmarks/quality.py --protocols gaussian3 --rows "joint, one shared codec"   # one ablation row
+    python benchmarks/quality.py --protocols gaussian9 --no-main-rows --designs "UML-IN pyramid-light, Adam" \
+        --plot curve.svg                                 # the design against the NAFNet-style family, and its plot
     python benchmarks/quality.py --quick                 # a smoke run of about a minute
 """
 
