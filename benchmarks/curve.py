@@ -50,28 +50,30 @@ def curve_value(forward_s: float, members: dict[str, dict[str, Any]]) -> float |
     return points[-1][1]
 
 
-def gaps(protocol: dict[str, Any]) -> dict[str, float | None]:
-    """Each design row's Y-PSNR minus the family's curve at its forward time (dB; None where no member is as fast)."""
+def curve_at_designs(protocol: dict[str, Any]) -> dict[str, float | None]:
+    """The family's curve at each design row's forward time (None where no member is as fast)."""
     methods = protocol["methods"]
     members = family(methods)
-    gap = {}
-    for name, result in methods.items():
-        if name.startswith(DESIGN_PREFIX) and members:
-            value = curve_value(result["forward_s"], members)
-            gap[name] = None if value is None else result["psnr"] - value
-    return gap
+    if not members:
+        return {}
+    return {name: curve_value(result["forward_s"], members) for name, result in methods.items()
+            if name.startswith(DESIGN_PREFIX)}
+
+
+def gaps(protocol: dict[str, Any]) -> dict[str, float | None]:
+    """Each design row's Y-PSNR minus the family's curve at its forward time (dB; None where no member is as fast)."""
+    return {name: None if value is None else protocol["methods"][name]["psnr"] - value
+            for name, value in curve_at_designs(protocol).items()}
 
 
 def gap_table(protocols: dict[str, dict[str, Any]]) -> str:
     """One row per design and protocol: Y-PSNR, forward time, the curve's value there and the gap."""
     rows = []
     for protocol in protocols.values():
-        members = family(protocol["methods"])
-        for name, gap in gaps(protocol).items():
+        for name, value in curve_at_designs(protocol).items():
             result = protocol["methods"][name]
-            value = curve_value(result["forward_s"], members)
-            rows.append([protocol["label"], name, f"{result['psnr']:.2f}", f"{result['forward_s']:.2f}",
-                         "—" if value is None else f"{value:.2f}", "—" if gap is None else f"{gap:+.2f}"])
+            cells = ("—", "—") if value is None else (f"{value:.2f}", f"{result['psnr'] - value:+.2f}")
+            rows.append([protocol["label"], name, f"{result['psnr']:.2f}", f"{result['forward_s']:.2f}", *cells])
     return markdown_table(["protocol", "design", "Y-PSNR (dB)", "720p forward (s)", "curve (dB)", "gap (dB)"], rows,
                           left=2)
 
