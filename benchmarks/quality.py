@@ -27,6 +27,8 @@ for the models too, and the table writes "∞" where every image came back exact
     python benchmarks/quality.py --protocols gaussian3 --rows "joint, one shared codec"   # one ablation row
     python benchmarks/quality.py --protocols gaussian9 --no-main-rows --designs "UML-IN pyramid-light, Adam" \
         --plot curve.svg                                 # the design against the NAFNet-style family, and its plot
+    python benchmarks/quality.py --protocols gaussian3 --no-main-rows --designs --nafnet-widths 16 --nafnet-lr 1e-3 \
+        --budget-seconds 887                             # one family member at another rate, for as long
     python benchmarks/quality.py --quick                 # a smoke run of about a minute
 """
 
@@ -180,6 +182,7 @@ class Settings:
     main_rows: bool = True
     designs: tuple[str, ...] = tuple(DESIGNS)
     nafnet_widths: tuple[int, ...] = NAFNET_WIDTHS
+    nafnet_lr: float = NAFNET_FAMILY_LR
     forward_size: tuple[int, int] = FORWARD_SIZE
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +205,7 @@ class Settings:
             "main_rows": self.main_rows,
             "designs": {name: {**dict(DESIGNS[name].model), **dict(DESIGNS[name].options)} for name in self.designs},
             "nafnet_widths": list(self.nafnet_widths),
+            "nafnet_lr": self.nafnet_lr,
             "forward_size": list(self.forward_size),
             "psnr_cap": PSNR_CAP,
             "seed": SEED,
@@ -212,7 +216,7 @@ def make_settings(args: argparse.Namespace, work_dir: Path) -> Settings:
     """The full run's settings, or tiny ones for ``--quick``."""
     common = dict(protocols=tuple(args.protocols), work_dir=work_dir, l1_weight=args.l1_weight, ablation=args.ablation,
                   rows=tuple(args.rows or ()), main_rows=args.main_rows, designs=tuple(args.designs),
-                  nafnet_widths=tuple(args.nafnet_widths))
+                  nafnet_widths=tuple(args.nafnet_widths), nafnet_lr=args.nafnet_lr)
     if args.quick:
         return Settings(TINY, args.budget_seconds or 1.0, crop_size=32, batch_size=4, images=4, calibration_steps=1,
                         warmup_steps=1, forward_size=(64, 64), **{**common, "nafnet_widths": (4,)})
@@ -360,7 +364,7 @@ def learned_results(
     loader = training_loader(train_set, config)
     model, prepared = accelerator.prepare(network, loader)
     facts = train_for(model, accelerator, batch_stream(accelerator, prepared, loader.sampler), seconds, lr=lr)
-    return {**model_scores(model, test, device), **facts, "parameters": parameter_count(model),
+    return {**model_scores(model, test, device), **facts, "lr": lr, "parameters": parameter_count(model),
             "train_seconds": facts["seconds"], **cost_and_consistency(model, test, settings.forward_size)}
 
 
@@ -433,7 +437,7 @@ def run_protocol(name: str, settings: Settings, device: torch.device) -> dict[st
     for width in settings.nafnet_widths:
         method = f"NAFNet-style w{width}"
         methods[method] = learned_results(NAFNet(channels, width), config, train_set, design_seconds, test, settings,
-                                          device, lr=NAFNET_FAMILY_LR)
+                                          device, lr=settings.nafnet_lr)
         print(f"[{name}] {method}: {methods[method]['psnr']:.2f} dB after {methods[method]['steps']} steps",
               flush=True)
     return {
@@ -457,8 +461,8 @@ def row_label(method: str, result: dict[str, Any]) -> str:
                 "bare pyramid": "pyramid preset, INNs replaced by the identity (the Haar pyramid alone)",
                 "UML-IN pyramid-light, Adam": "UML-IN, pyramid-light preset, Adam at 2e-3 (joint, L1)"}[method]
     if method.startswith("NAFNet-style w"):
-        return (f"{method}, {result['parameters']:,} parameters, L1, Adam at {NAFNET_FAMILY_LR:g}, as long as the "
-                "pyramid-light design")
+        lr = result.get("lr", NAFNET_FAMILY_LR)  # files written before the rate was recorded used the default
+        return f"{method}, {result['parameters']:,} parameters, L1, Adam at {lr:g}, as long as the pyramid-light design"
     if method in LEARNED_BASELINES:
         return f"{LEARNED_BASELINES[method][0]}, {result['parameters']:,} parameters, L1"
     return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
@@ -544,6 +548,8 @@ def main() -> None:
     parser.add_argument("--nafnet-widths", type=int, nargs="*", default=list(NAFNET_WIDTHS),
                         help=f"widths of the NAFNet-style family, each trained as long as the pyramid-light design "
                         f"(default {' '.join(map(str, NAFNET_WIDTHS))}; none: skip)")
+    parser.add_argument("--nafnet-lr", type=float, default=NAFNET_FAMILY_LR,
+                        help=f"the family's constant Adam learning rate (default {NAFNET_FAMILY_LR:g})")
     parser.add_argument("--plot", type=Path, help="also plot Y-PSNR against forward time here (curve.py; matplotlib)")
     parser.add_argument("--rows", nargs="+", choices=[variant.name for variant in variants(L1_WEIGHT)],
                         metavar="ROW", help="only these ablation rows (beside the UML-IN row), e.g. 'joint, one "

@@ -7,6 +7,7 @@ import doctest
 import importlib
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -296,3 +297,16 @@ def test_quality_runs_only_the_designs_and_family_asked_for(tmp_path):
     design = methods["UML-IN pyramid-light, Adam"]
     assert methods["NAFNet-style w4"]["train_seconds"] == pytest.approx(design["train_seconds"], rel=0.5)
     assert "| gap (dB) |" in stdout and (tmp_path / "curve.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_quality_trains_the_family_alone_at_the_rate_asked_for(tmp_path):
+    output = tmp_path / "quality.json"
+    stdout = run_quick("quality.py", output, "--protocols", "gaussian9", "--no-main-rows", "--designs",
+                       "--nafnet-lr", "0.002")
+    document = json.loads(output.read_text())
+    methods = document["protocols"]["gaussian9"]["methods"]
+    assert set(methods) == {"blurry input", "unsharp masking", "Wiener (true kernel)", "Richardson–Lucy (true kernel)",
+                            "NAFNet-style w4"}
+    assert document["settings"]["nafnet_lr"] == methods["NAFNet-style w4"]["lr"] == 0.002
+    assert re.search(r"NAFNet-style w4, [\d,]+ parameters, L1, Adam at 0\.002,", stdout)
