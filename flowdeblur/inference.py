@@ -158,28 +158,38 @@ def _leads_nowhere(path: Path) -> bool:
 
 
 def output_dir_problem(inputs: Sequence[Path], output_dir: Path) -> str | None:
-    """Why ``output_dir`` cannot take the outputs (an input folder itself, under a file, a link that leads nowhere,
-    not writable), or None. Checked before any work, so that a run never deblurs images it then cannot write.
+    """Why ``output_dir`` cannot take the outputs (named like an image file, an input folder itself, under a file, a
+    link that leads nowhere, not writable), or None. Checked before any work, so that a run never deblurs images it
+    then cannot write.
     """
-    for path in (output_dir, *output_dir.parents):
-        if _leads_nowhere(path):
-            return f"cannot write into {output_dir}: {path} is {LEADS_NOWHERE}"
+    if output_dir.suffix.lower() in IMAGE_SUFFIXES and not output_dir.is_dir():
+        return (f"{output_dir} is named like an image file, but the outputs go into a folder: give a folder, e.g. "
+                f"-o {output_dir.parent / output_dir.stem}/ (each input is written into it as <name>.png)")
     resolved = os.path.realpath(output_dir)
     for given in inputs:
         if given.is_dir() and os.path.realpath(given) == resolved:
             return f"{output_dir} is the input folder itself; choose another, so outputs do not mix with the inputs"
-    existing = next(path for path in (output_dir, *output_dir.parents) if path.exists())
-    if not existing.is_dir():
-        return f"cannot write into {output_dir}: {existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot write into {existing} (permission denied)"
-    return None
+    return _folder_problem(output_dir)
 
 
 def output_file_problem(path: Path) -> str | None:
     """Why a file cannot be written at ``path``, a file name (its folder is under a file, a link that leads nowhere, or
     not writable), or None. Checked before any work, so that an evaluation never fails only when it writes."""
-    return output_dir_problem((), path.parent)
+    return _folder_problem(path.parent)
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing): it or a parent is a link that leads nowhere,
+    it lies under a file, or it is not writable; or None."""
+    for path in (folder, *folder.parents):
+        if _leads_nowhere(path):
+            return f"cannot write into {folder}: {path} is {LEADS_NOWHERE}"
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        return f"cannot write into {folder}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write into {existing} (permission denied)"
+    return None
 
 
 def _folder_images(folder: Path, output_dir: Path) -> tuple[list[Path], list[Path]]:

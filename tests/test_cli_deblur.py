@@ -215,7 +215,7 @@ def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(tmp_path,
     assert (out / "a.png").read_bytes() == first
 
 
-@pytest.mark.parametrize("case", ["input folder", "under a file", "link loop", "inside a link loop"])
+@pytest.mark.parametrize("case", ["input folder", "under a file", "link loop", "inside a link loop", "image name"])
 def test_an_output_folder_that_cannot_take_the_outputs_is_refused_before_any_work(tmp_path, model_dir, case):
     original = save(tmp_path / "same" / "a.png", smooth(16, 20, 20, 3)).read_bytes()
     (tmp_path / "notes.txt").write_text("a file")
@@ -225,12 +225,21 @@ def test_an_output_folder_that_cannot_take_the_outputs_is_refused_before_any_wor
         "under a file": (tmp_path / "notes.txt" / "out", "notes.txt is a file, not a folder"),
         "link loop": (tmp_path / "loop", "loop is a symbolic link that leads nowhere"),
         "inside a link loop": (tmp_path / "loop" / "out", "loop is a symbolic link that leads nowhere"),
+        "image name": (tmp_path / "out.PNG", "out.PNG is named like an image file, but the outputs go into a folder"),
     }[case]
     result = deblur(tmp_path / "same", "-o", output, "--model", tmp_path / "no-model-needed")
+    assert not (tmp_path / "out.PNG").exists()
     assert result.exit_code == 2 and expected in result.stderr and "'-o' / '--output'" in result.stderr
     assert sorted(p.name for p in (tmp_path / "same").iterdir()) == ["a.png"]
     assert (tmp_path / "same" / "a.png").read_bytes() == original
     assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_an_existing_folder_named_like_an_image_takes_the_outputs(tmp_path, model_dir):
+    image = save(tmp_path / "a.png", smooth(6, 20, 20, 3))
+    (tmp_path / "shots.png").mkdir()
+    result = deblur(image, "-o", tmp_path / "shots.png", "--model", model_dir)
+    assert result.exit_code == 0 and (tmp_path / "shots.png" / "a.png").is_file()
 
 
 def test_two_inputs_writing_the_same_output_are_refused_with_a_way_out(tmp_path, model_dir):
