@@ -461,8 +461,8 @@ def row_label(method: str, result: dict[str, Any]) -> str:
                 "bare pyramid": "pyramid preset, INNs replaced by the identity (the Haar pyramid alone)",
                 "UML-IN pyramid-light, Adam": "UML-IN, pyramid-light preset, Adam at 2e-3 (joint, L1)"}[method]
     if method.startswith("NAFNet-style w"):
-        lr = result.get("lr", NAFNET_FAMILY_LR)  # files written before the rate was recorded used the default
-        return f"{method}, {result['parameters']:,} parameters, L1, Adam at {lr:g}, as long as the pyramid-light design"
+        return (f"{method}, {result['parameters']:,} parameters, L1, Adam at {result['lr']:g}, as long as the "
+                "pyramid-light design")
     if method in LEARNED_BASELINES:
         return f"{LEARNED_BASELINES[method][0]}, {result['parameters']:,} parameters, L1"
     return {"unsharp masking": "unsharp masking (blind)"}.get(method, method)
